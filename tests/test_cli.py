@@ -1,0 +1,48 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tfmm.cli import main
+
+
+def _tfmm(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "tfmm.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=600
+    )
+
+
+def test_help_and_version(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    assert "demo" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+
+
+@pytest.mark.parametrize("argv", [[], ["fly"], ["demo", "--epochs", "0"], ["demo", "--bogus"]])
+def test_bad_usage_exits_with_code_2(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert "usage: tfmm" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_quick_demo_trains_writes_files_and_prints_the_table(tmp_path):
+    out = tmp_path / "demo"
+    proc = _tfmm("demo", "--quick", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "test accuracy (Keras float)" in proc.stdout
+    assert "cuda" not in proc.stderr.lower(), "TensorFlow start-up noise should be hidden"
+    results = json.loads((out / "results.json").read_text())
+    assert results["train_examples"] == 600
+    # Ten classes: chance is 0.10; the synthetic task is learnable within one epoch.
+    assert results["test_accuracy"] > 0.2
+    assert f"{results['test_accuracy']:.3f}" in proc.stdout
+    assert os.path.getsize(out / "model.keras") > 10_000
+    assert (out / "config.yaml").read_text().startswith("num_classes: 10")

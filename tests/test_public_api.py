@@ -1,0 +1,54 @@
+"""Golden list of tfmm's public names: a change here is an API change, made on purpose."""
+
+import tfmm
+
+EXPECTED = {
+    "tfmm": ["__version__", "config", "data", "errors", "export", "models", "optimization"],
+    "tfmm.models": [
+        "AudioBranchConfig", "FusionConfig", "ImageBranchConfig", "LogMelSpectrogram",
+        "MultimodalConfig", "TextBranchConfig", "apply_audio_branch", "apply_fusion",
+        "apply_head", "apply_image_branch", "apply_text_branch", "build_multimodal_model",
+        "compile_model", "default_loss", "default_metrics", "get_preset", "list_presets",
+        "load_model", "model_inputs",
+    ],
+    "tfmm.errors": [
+        "ConfigError", "DataError", "ExportError", "KerasVersionError", "TfmmError",
+        "UnsupportedLayerError",
+    ],
+    "tfmm.data": ["make_synthetic"],
+}
+
+
+def _public(module):
+    names = getattr(module, "__all__", None)
+    if names is None:
+        names = [n for n in vars(module) if not n.startswith("_")]
+    return sorted(names)
+
+
+def test_public_names_match_the_golden_list():
+    import tfmm.errors
+
+    modules = {"tfmm": tfmm, "tfmm.models": tfmm.models, "tfmm.errors": tfmm.errors, "tfmm.data": tfmm.data}
+    for name, module in modules.items():
+        assert _public(module) == sorted(EXPECTED[name]), name
+        for attr in EXPECTED[name]:
+            assert hasattr(module, attr), f"{name}.{attr}"
+
+
+def test_every_error_is_a_tfmm_error():
+    import tfmm.errors
+
+    for name in EXPECTED["tfmm.errors"]:
+        assert issubclass(getattr(tfmm.errors, name), tfmm.errors.TfmmError)
+
+
+def test_public_functions_have_docstrings_with_sections():
+    import inspect
+
+    for name in EXPECTED["tfmm.models"]:
+        obj = getattr(tfmm.models, name)
+        doc = inspect.getdoc(obj) or ""
+        assert doc, name
+        if inspect.isfunction(obj):
+            assert "Example:" in doc and "Returns:" in doc, name

@@ -1,0 +1,39 @@
+"""The one place tfmm imports Keras (`tf_keras`, Keras 2) from.
+
+Every other module does `from tfmm._keras import keras` so that Keras 3 can never
+slip in, and uses `check_keras2` on objects users hand to it.
+"""
+
+import tf_keras as keras
+
+__all__ = ["keras", "check_keras2"]
+
+
+def check_keras2(obj, argname="model"):
+    """Raise a `TypeError` when `obj` is a Keras 3 model or layer.
+
+    Args:
+        obj: The object a user passed to a tfmm function.
+        argname: The name of that argument, used in the message.
+
+    Returns:
+        `obj`, unchanged, when it is a `tf_keras` object (or not a Keras object).
+
+    Raises:
+        TypeError: `obj` comes from Keras 3 (`import keras` or Keras 3 `tf.keras`).
+
+    Example:
+        >>> from tfmm._keras import check_keras2, keras
+        >>> layer = check_keras2(keras.layers.Dense(2), "layer")
+    """
+    if isinstance(obj, (keras.layers.Layer, keras.Model)):
+        return obj
+    module = type(obj).__module__ or ""
+    if module == "keras" or module.startswith("keras."):
+        raise TypeError(
+            f"`{argname}` is a Keras 3 object ({type(obj).__module__}."
+            f"{type(obj).__name__}), but tfmm works with Keras 2 only. Build it "
+            "with `import tf_keras` (or with tfmm.models), importing tfmm before "
+            "TensorFlow so that tf.keras is Keras 2."
+        )
+    return obj

@@ -1,0 +1,1 @@
+"""TFLite export, verification, benchmarking and inspection: not built yet."""

@@ -1,0 +1,1 @@
+"""Optimization (pruning, QAT, clustering, distillation): not built yet."""
