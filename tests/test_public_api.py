@@ -15,7 +15,11 @@ EXPECTED = {
         "ConfigError", "DataError", "ExportError", "KerasVersionError", "TfmmError",
         "UnsupportedLayerError",
     ],
-    "tfmm.data": ["make_synthetic"],
+    "tfmm.data": [
+        "AVDigitsInfo", "DataWarning", "INPUT_DTYPES", "ManifestData", "TextTokenizer",
+        "av_digits_tokenizer", "from_arrays", "from_manifest", "input_specs", "load_av_digits",
+        "make_synthetic", "read_manifest", "representative_dataset", "validate_arrays",
+    ],
 }
 
 

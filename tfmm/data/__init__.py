@@ -1,9 +1,33 @@
-"""Data: synthetic test data now; tf.data pipelines and the bundled dataset next.
+"""Data: `tf.data` pipelines, calibration data and the bundled AV-digits dataset.
+
+Every pipeline yields `({"image": ..., "text": ..., "audio": ...}, label)` with
+the dtypes the models expect (float32 image / audio, int32 token ids).
 
 Example:
-    >>> x, y = tfmm.data.make_synthetic(32, image_shape=(28, 28, 1))
+    >>> x, y = tfmm.data.load_av_digits("train")
+    >>> train = tfmm.data.from_arrays(x, y, batch_size=64, shuffle=True)
 """
 
+from tfmm.data.arrays import INPUT_DTYPES, from_arrays, input_specs, validate_arrays
+from tfmm.data.av_digits import AVDigitsInfo, av_digits_tokenizer, load_av_digits
+from tfmm.data.calibration import representative_dataset
+from tfmm.data.manifest import DataWarning, ManifestData, from_manifest, read_manifest
 from tfmm.data.synthetic import make_synthetic
+from tfmm.data.text import TextTokenizer
 
-__all__ = ["make_synthetic"]
+__all__ = [
+    "AVDigitsInfo",
+    "DataWarning",
+    "INPUT_DTYPES",
+    "ManifestData",
+    "TextTokenizer",
+    "av_digits_tokenizer",
+    "from_arrays",
+    "from_manifest",
+    "input_specs",
+    "load_av_digits",
+    "make_synthetic",
+    "read_manifest",
+    "representative_dataset",
+    "validate_arrays",
+]

@@ -1,0 +1,207 @@
+"""In-memory features -> validated, dtype-correct arrays and `tf.data` pipelines."""
+
+import numpy as np
+import tensorflow as tf
+
+from tfmm.errors import DataError
+
+__all__ = ["INPUT_DTYPES", "from_arrays", "input_specs", "validate_arrays"]
+
+# What the builders' inputs expect: floats for pixels and samples, int32 token ids.
+INPUT_DTYPES = {"image": "float32", "text": "int32", "audio": "float32"}
+
+
+def input_specs(model):
+    """Return `{input_name: (shape_without_batch, dtype)}` of a Keras model's inputs.
+
+    Args:
+        model: A `tf_keras.Model` with named inputs.
+
+    Returns:
+        A dict such as `{"image": ((28, 28, 1), "float32"), "text": ((24,), "int32")}`.
+
+    Example:
+        >>> specs = tfmm.data.input_specs(model)  # doctest: +SKIP
+    """
+    return {
+        t.name.split(":")[0]: (tuple(t.shape[1:]), t.dtype.name) for t in model.inputs
+    }
+
+
+def _cast(name, array, dtype):
+    if np.issubdtype(np.dtype(dtype), np.integer):
+        if np.issubdtype(array.dtype, np.floating):
+            if not np.all(np.isfinite(array)) or np.any(array != np.round(array)):
+                raise DataError(
+                    f"`{name}` holds token ids and must be whole numbers; found non-integer "
+                    "values. Tokenize texts first (tfmm.data.TextTokenizer)."
+                )
+        return array.astype(dtype)
+    return array.astype(dtype)
+
+
+def validate_arrays(features, labels=None, *, model=None, num_classes=None, task="multiclass"):
+    """Check features (and labels) and cast them to the dtypes the model expects.
+
+    Args:
+        features: Dict `{input_name: array}`, all with the same first dimension.
+        labels: Optional labels: integer class ids (multiclass) or a 0/1 matrix
+            (multilabel).
+        model: Optional `tf_keras.Model`: keys, shapes and dtypes must match its inputs.
+        num_classes: Optional number of classes; labels must lie in range.
+        task: `"multiclass"` or `"multilabel"`: how labels are read.
+
+    Returns:
+        `(features, labels)` as new numpy arrays with the model's dtypes (float32
+        image/audio, int32 text) and int32 / float32 labels.
+
+    Raises:
+        DataError: Not a dict, unknown or missing keys, different lengths, NaN or
+            inf values, wrong shapes, labels out of range.
+
+    Example:
+        >>> x, y = tfmm.data.validate_arrays({"image": images}, labels, num_classes=10)  # doctest: +SKIP
+    """
+    if not isinstance(features, dict) or not features:
+        raise DataError(
+            "features must be a non-empty dict keyed by input name (image, text, audio). "
+            f"Received: {type(features).__name__}"
+        )
+    specs = input_specs(model) if model is not None else None
+    if specs is not None:
+        unknown = sorted(set(features) - set(specs))
+        missing = sorted(set(specs) - set(features))
+        if unknown:
+            raise DataError(
+                f"Feature key(s) {unknown} are not inputs of model {model.name!r}, whose "
+                f"inputs are {sorted(specs)}. Remove them or build a model with those modalities."
+            )
+        if missing:
+            raise DataError(f"Model {model.name!r} needs input(s) {missing}; features lack them.")
+    elif any(k not in INPUT_DTYPES for k in features):
+        raise DataError(
+            f"Unknown modality key(s) {sorted(set(features) - set(INPUT_DTYPES))}: use "
+            f"{sorted(INPUT_DTYPES)}, or pass `model=` to check against its input names."
+        )
+    out = {}
+    lengths = {}
+    for name, array in features.items():
+        array = np.asarray(array)
+        if array.dtype.kind not in "biuf":
+            raise DataError(f"`{name}` must be numeric; got dtype {array.dtype}.")
+        if array.ndim == 0:
+            raise DataError(f"`{name}` must have one entry per example; got a scalar.")
+        if array.dtype.kind == "f":
+            finite = np.isfinite(array.reshape(len(array), -1)).all(axis=1)
+            if not finite.all():
+                raise DataError(
+                    f"`{name}` contains NaN or inf (first in example "
+                    f"{int(np.flatnonzero(~finite)[0])}). Clean or drop those examples "
+                    "before training or calibration."
+                )
+        dtype = specs[name][1] if specs is not None else INPUT_DTYPES.get(name, "float32")
+        array = _cast(name, array, dtype)
+        if specs is not None:
+            expected = specs[name][0]
+            actual = array.shape[1:]
+            if len(expected) != len(actual) or any(
+                e is not None and e != a for e, a in zip(expected, actual)
+            ):
+                raise DataError(
+                    f"`{name}` has examples of shape {actual}, but the model expects "
+                    f"{tuple(expected)}."
+                )
+        out[name] = array
+        lengths[name] = len(array)
+    if labels is not None:
+        labels = np.asarray(labels)
+        lengths["labels"] = len(labels)
+    if len(set(lengths.values())) > 1:
+        raise DataError(
+            f"All arrays must have the same number of examples. Received lengths: {lengths}"
+        )
+    if labels is not None:
+        labels = _check_labels(labels, num_classes, task)
+    return out, labels
+
+
+def _check_labels(labels, num_classes, task):
+    if task == "multilabel":
+        if labels.ndim != 2 or not np.isin(labels, (0, 1)).all():
+            raise DataError("Multi-label labels must be a 0/1 matrix (examples, classes).")
+        if num_classes is not None and labels.shape[1] != num_classes:
+            raise DataError(f"Labels have {labels.shape[1]} columns; num_classes={num_classes}.")
+        return labels.astype("float32")
+    whole = labels.dtype.kind in "biu" or (
+        labels.dtype.kind == "f" and np.all(np.isfinite(labels)) and np.all(labels == np.round(labels))
+    )
+    if labels.ndim != 1 or not whole:
+        raise DataError(
+            f"Multi-class labels must be a vector of integer class ids. Received shape "
+            f"{labels.shape}, dtype {labels.dtype}."
+        )
+    labels = labels.astype("int32")
+    if num_classes is not None:
+        bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
+        if bad.size:
+            raise DataError(
+                f"Label {int(labels[bad[0]])} of example {int(bad[0])} is out of range: "
+                f"labels must lie in [0, {num_classes - 1}] for num_classes={num_classes}."
+            )
+    elif labels.size and labels.min() < 0:
+        raise DataError(f"Labels must be non-negative; found {int(labels.min())}.")
+    return labels
+
+
+def from_arrays(
+    features,
+    labels=None,
+    *,
+    batch_size=32,
+    shuffle=False,
+    seed=0,
+    cache=True,
+    drop_remainder=False,
+    model=None,
+    num_classes=None,
+    task="multiclass",
+):
+    """Make a batched `tf.data.Dataset` of `(features, labels)` from numpy arrays.
+
+    Args:
+        features: Dict `{input_name: array}` (image / text / audio).
+        labels: Labels, or None for a features-only dataset.
+        batch_size: Examples per batch.
+        shuffle: Reshuffle every epoch (deterministically from `seed`).
+        seed: Shuffle seed.
+        cache: Cache the elements in memory after the first pass.
+        drop_remainder: Drop the last, smaller batch.
+        model: Optional model whose input names, shapes and dtypes are enforced.
+        num_classes: Optional: labels must lie in `[0, num_classes)`.
+        task: `"multiclass"` or `"multilabel"`.
+
+    Returns:
+        A prefetched `tf.data.Dataset` of `({name: tensor}, labels)` batches (or
+        feature dicts alone when `labels` is None).
+
+    Raises:
+        DataError: As `validate_arrays`, or `batch_size` is not positive.
+
+    Example:
+        >>> x, y = tfmm.data.load_av_digits("train")
+        >>> ds = tfmm.data.from_arrays(x, y, batch_size=64, shuffle=True)
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+        raise DataError(f"`batch_size` must be a positive integer. Received: {batch_size!r}")
+    features, labels = validate_arrays(
+        features, labels, model=model, num_classes=num_classes, task=task
+    )
+    elements = features if labels is None else (features, labels)
+    ds = tf.data.Dataset.from_tensor_slices(elements)
+    if cache:
+        ds = ds.cache()
+    if shuffle:
+        size = len(next(iter(features.values())))
+        ds = ds.shuffle(size, seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    return ds.prefetch(tf.data.AUTOTUNE)
