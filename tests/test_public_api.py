@@ -15,6 +15,13 @@ EXPECTED = {
         "ConfigError", "DataError", "ExportError", "KerasVersionError", "TfmmError",
         "UnsupportedLayerError",
     ],
+    "tfmm.optimization": [
+        "LayerPolicy", "OptimizationResult", "PruningConfig", "QuantizationConfig", "Recipe",
+        "SparsityMask", "SparsityPreservingWeightsQuantizer", "TfmmQuantizeScheme",
+        "WeightsQuantizeConfig", "apply_pruning", "apply_qat", "get_layer_policy", "optimize",
+        "pruning_schedule_steps", "qat_scope", "quantization_plan", "quantize_custom_objects",
+        "register_layer_policy", "sparsity_report", "strip",
+    ],
     "tfmm.data": [
         "AVDigitsInfo", "DataWarning", "INPUT_DTYPES", "ManifestData", "TextTokenizer",
         "av_digits_tokenizer", "from_arrays", "from_manifest", "input_specs", "load_av_digits",
@@ -33,7 +40,10 @@ def _public(module):
 def test_public_names_match_the_golden_list():
     import tfmm.errors
 
-    modules = {"tfmm": tfmm, "tfmm.models": tfmm.models, "tfmm.errors": tfmm.errors, "tfmm.data": tfmm.data}
+    modules = {
+        "tfmm": tfmm, "tfmm.models": tfmm.models, "tfmm.errors": tfmm.errors, "tfmm.data": tfmm.data,
+        "tfmm.optimization": tfmm.optimization,
+    }
     for name, module in modules.items():
         assert _public(module) == sorted(EXPECTED[name]), name
         for attr in EXPECTED[name]:
@@ -50,8 +60,11 @@ def test_every_error_is_a_tfmm_error():
 def test_public_functions_have_docstrings_with_sections():
     import inspect
 
-    for name in EXPECTED["tfmm.models"]:
-        obj = getattr(tfmm.models, name)
+    for module, name in [("tfmm.models", n) for n in EXPECTED["tfmm.models"]] + [
+        ("tfmm.optimization", n) for n in EXPECTED["tfmm.optimization"]
+    ] + [("tfmm.data", n) for n in EXPECTED["tfmm.data"]]:
+        obj = getattr({"tfmm.models": tfmm.models, "tfmm.optimization": tfmm.optimization,
+                       "tfmm.data": tfmm.data}[module], name)
         doc = inspect.getdoc(obj) or ""
         assert doc, name
         if inspect.isfunction(obj):

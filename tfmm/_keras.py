@@ -1,12 +1,23 @@
-"""The one place tfmm imports Keras (`tf_keras`, Keras 2) from.
+"""The one place tfmm imports Keras (`tf_keras`, Keras 2) and TFMOT from.
 
 Every other module does `from tfmm._keras import keras` so that Keras 3 can never
-slip in, and uses `check_keras2` on objects users hand to it.
+slip in, and uses `check_keras2` on objects users hand to it. TFMOT is imported on
+first use (`tfmot()`): it is slow to import and only optimization needs it.
 """
+
+import functools
 
 import tf_keras as keras
 
-__all__ = ["keras", "check_keras2"]
+__all__ = ["keras", "check_keras2", "tfmot"]
+
+
+@functools.lru_cache(maxsize=1)
+def tfmot():
+    """Return the `tensorflow_model_optimization` module (imported on first use)."""
+    import tensorflow_model_optimization
+
+    return tensorflow_model_optimization
 
 
 def check_keras2(obj, argname="model"):

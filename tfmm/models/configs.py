@@ -113,6 +113,9 @@ class TextBranchConfig(_HubEncoderFields, Config):
         bidirectional: Wrap each LSTM in `Bidirectional`.
         dropout: Input dropout of each LSTM layer.
         mask_zero: Treat id 0 as padding and mask it out.
+        unroll: Unroll the LSTM over the fixed sequence length: larger graphs,
+            but it converts to plain TFLite ops that match Keras exactly and
+            quantize to int8 (see the export docs).
         hub_encoder: Optional local SavedModel folder mapping the int32 token ids
             to a vector, used instead of Embedding + LSTM.
         hub_trainable: Whether the hub encoder's weights are fine-tuned.
@@ -126,6 +129,7 @@ class TextBranchConfig(_HubEncoderFields, Config):
     bidirectional: bool = False
     dropout: float = 0.0
     mask_zero: bool = True
+    unroll: bool = False
     hub_encoder: Optional[str] = None
     hub_trainable: bool = False
 
@@ -137,6 +141,7 @@ class TextBranchConfig(_HubEncoderFields, Config):
             self._check_positive_int(name)
         self._check_bool("bidirectional")
         self._check_bool("mask_zero")
+        self._check_bool("unroll")
         self._check_fraction("dropout")
         self._check_hub()
 

@@ -36,6 +36,7 @@ def apply_text_branch(x, config, name="text"):
             config.lstm_units,
             return_sequences=not last,
             dropout=config.dropout,
+            unroll=config.unroll,
             name=f"{name}_lstm{i}",
         )
         if config.bidirectional:

@@ -1,0 +1,94 @@
+import numpy as np
+import pytest
+
+import tfmm
+from tfmm._keras import keras, tfmot
+from tfmm.errors import ConfigError
+from tfmm.optimization import Recipe, apply_qat, optimize, quantization_plan, sparsity_report
+
+from tests.optimization.conftest import copy_model
+
+
+def _accuracy(model, data):
+    x, y = data
+    return float(np.mean(model.predict(x, verbose=0).argmax(-1) == y))
+
+
+@pytest.mark.slow
+def test_qat_of_the_full_model_trains_and_stays_within_3_points(learnable):
+    qat = apply_qat(copy_model(learnable["model"]))
+    wrapped = {l.name for l in qat.layers if type(l).__name__ == "QuantizeWrapperV2"}
+    assert {"quant_audio_block1_conv", "quant_image_stem_conv", "quant_head_output"} <= wrapped
+    quantize_inputs = [l for l in qat.layers if type(l).__name__ == "QuantizeLayer"]
+    assert len(quantize_inputs) == 2  # image and audio; never the int32 text input
+    with tfmm.optimization.qat_scope():
+        tfmm.models.compile_model(qat, learning_rate=2e-4)
+        qat.fit(*learnable["train"], batch_size=32, epochs=2, verbose=0)
+    assert _accuracy(qat, learnable["validation"]) >= learnable["accuracy"] - 0.03
+
+
+@pytest.mark.slow
+def test_optimize_prune_then_sparsity_preserving_qat(learnable, tmp_path):
+    recipe_path = tmp_path / "recipe.yaml"
+    recipe_path.write_text(
+        "prune:\n  target_sparsity: 0.5\n  epochs: 2\nquantize:\n  epochs: 1\n"
+    )
+    result = optimize(
+        copy_model(learnable["model"]), str(recipe_path), learnable["train"],
+        validation_data=learnable["validation"], verbose=0,
+    )
+    stages = result.report["stages"]
+    assert list(stages) == ["float", "prune", "quantize"]
+    assert abs(stages["prune"]["sparsity"] - 0.5) <= 0.02
+    assert abs(stages["quantize"]["sparsity"] - 0.5) <= 0.02
+    assert stages["quantize"]["preserve_sparsity"] is True
+    assert abs(sparsity_report(result.model)["overall"] - 0.5) <= 0.02
+    # QAT keeps the accuracy of the pruned model it starts from (the tiny model
+    # itself loses some to 50% pruning; it has few weights to spare).
+    assert stages["quantize"]["metrics"]["accuracy"] >= stages["prune"]["metrics"]["accuracy"] - 0.03
+    assert stages["prune"]["metrics"]["accuracy"] > 0.5  # 4 classes: chance is 0.25
+    assert set(result.history) == {"prune", "quantize"}
+    assert len(result.history["prune"]["loss"]) == 2
+    # Every layer the plan leaves float is listed, with a reason.
+    floats = {f["layer"]: f["reason"] for f in stages["quantize"]["float_layers"]}
+    plan_floats = {p["layer"] for p in stages["quantize"]["plan"] if p["mode"] == "float"}
+    assert set(floats) == plan_floats >= {"text", "text_embedding", "text_lstm1"}
+    assert all(floats.values())
+
+
+def test_quantization_plan_covers_every_layer_with_reasons(learnable):
+    model = learnable["model"]
+    plan = quantization_plan(model)
+    assert [p["layer"] for p in plan] == [l.name for l in model.layers]
+    modes = {p["layer"]: p["mode"] for p in plan}
+    assert modes["text"] == "float" and modes["image"] == "input"
+    assert modes["audio_block1_conv"] == "weights" and modes["audio_block1_bn"] == "output"
+    assert modes["image_stem_conv"] == "default"
+    assert all(p["reason"] for p in plan if p["mode"] == "float")
+
+
+@pytest.mark.parametrize(
+    "recipe, message",
+    [
+        ({}, "needs at least one stage"),
+        ({"prune": {"target_sparsity": 1.2}}, "target_sparsity=1.2"),
+        ({"sparsify": {}}, "Unknown recipe stage(s) ['sparsify']"),
+        ({"quantize": {"epochs": 0}}, "`epochs` must be a positive integer"),
+        ({"prune": {"sparsity": 0.5}}, "Unknown key(s) for PruningConfig: ['sparsity']"),
+    ],
+)
+def test_bad_recipes_raise_config_error(recipe, message):
+    with pytest.raises(ConfigError) as info:
+        Recipe.from_dict(recipe)
+    assert message in str(info.value)
+
+
+def test_recipe_order_is_fixed_and_epochs_override():
+    recipe = Recipe.from_dict({"quantize": None, "prune": {"epochs": 3}})
+    assert recipe.stages == ("prune", "quantize")
+    assert recipe.with_epochs(1).prune.epochs == 1 and recipe.with_epochs(1).quantize.epochs == 1
+
+
+def test_optimize_checks_patterns_before_training(learnable):
+    with pytest.raises(ConfigError, match="matches no layer"):
+        optimize(learnable["model"], {"prune": {"exclude": ["nothing_like_this*"]}}, learnable["train"])

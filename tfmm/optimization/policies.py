@@ -1,0 +1,217 @@
+"""The one layer-policy registry: what is prunable and how each layer is quantized.
+
+TFMOT keeps this knowledge in three registries (pruning, quantization,
+clustering) that disagree on our layers; tfmm writes it once per layer class.
+A policy is a `LayerPolicy`, or a function `layer -> LayerPolicy` when the answer
+depends on the layer's settings (an Embedding with a padding mask differs from
+one without). Lookup walks the layer's class hierarchy, most specific first.
+
+Example:
+    >>> from tfmm.optimization import LayerPolicy, register_layer_policy
+    >>> register_layer_policy(MyConv, LayerPolicy(prunable=("kernel",), quantize="weights",
+    ...                                           weight_attrs=("kernel",)))  # doctest: +SKIP
+"""
+
+import dataclasses
+from typing import Tuple
+
+from tfmm._keras import keras, tfmot
+from tfmm.errors import ConfigError
+
+__all__ = ["LayerPolicy", "register_layer_policy", "get_layer_policy", "QUANTIZE_MODES"]
+
+# default: TFMOT's 8-bit registry; weights: tfmm WeightsQuantizeConfig on
+# `weight_attrs` (+ output); output: only the output; float: left float in QAT
+# (the TFLite converter still calibrates it for int8 from representative data).
+QUANTIZE_MODES = ("default", "weights", "output", "float")
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerPolicy:
+    """How tfmm treats one kind of layer.
+
+    Args:
+        prunable: Names of the weights magnitude pruning may zero (empty: never
+            pruned).
+        quantize: One of `QUANTIZE_MODES`: `"default"` (TFMOT's 8-bit config),
+            `"weights"` (fake-quantize `weight_attrs` and, if `quantize_output`,
+            the output), `"output"` (only the output) or `"float"`.
+        weight_attrs: Weights fake-quantized in `"weights"` mode.
+        quantize_output: Whether `"weights"` mode quantizes the output too.
+        reason: Why the layer is left float or treated specially: shown in reports.
+        clusterable: Names of the weights clustering may share.
+
+    Example:
+        >>> LayerPolicy(prunable=("kernel",), quantize="default")
+        LayerPolicy(prunable=('kernel',), quantize='default', weight_attrs=(), quantize_output=True, reason='', clusterable=())
+    """
+
+    prunable: Tuple[str, ...] = ()
+    quantize: str = "default"
+    weight_attrs: Tuple[str, ...] = ()
+    quantize_output: bool = True
+    reason: str = ""
+    clusterable: Tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if self.quantize not in QUANTIZE_MODES:
+            raise ConfigError(
+                f"`quantize` must be one of {list(QUANTIZE_MODES)}. Received: quantize={self.quantize!r}"
+            )
+        if self.quantize == "weights" and not self.weight_attrs:
+            raise ConfigError("`quantize='weights'` needs `weight_attrs`, e.g. ('kernel',).")
+
+
+_REGISTRY = {}
+
+
+def register_layer_policy(layer_class, policy):
+    """Register (or replace) the policy of a layer class.
+
+    Args:
+        layer_class: A `tf_keras.layers.Layer` subclass.
+        policy: A `LayerPolicy`, or a function taking the layer and returning one.
+
+    Returns:
+        The previous policy of that class, or None.
+
+    Raises:
+        ConfigError: `layer_class` is not a Keras layer class or `policy` is invalid.
+
+    Example:
+        >>> old = tfmm.optimization.register_layer_policy(
+        ...     tf_keras.layers.Dense, tfmm.optimization.LayerPolicy(quantize="float"))
+    """
+    if not (isinstance(layer_class, type) and issubclass(layer_class, keras.layers.Layer)):
+        raise ConfigError(
+            f"register_layer_policy expects a tf_keras layer class. Received: {layer_class!r}"
+        )
+    if not (isinstance(policy, LayerPolicy) or callable(policy)):
+        raise ConfigError(f"`policy` must be a LayerPolicy or a function. Received: {policy!r}")
+    previous = _REGISTRY.get(layer_class)
+    _REGISTRY[layer_class] = policy
+    return previous
+
+
+def _default_registry():
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+        default_8bit_quantize_registry,
+    )
+
+    return default_8bit_quantize_registry.Default8BitQuantizeRegistry()
+
+
+def get_layer_policy(layer):
+    """Return the `LayerPolicy` that applies to `layer`.
+
+    Layers without a registered policy use TFMOT's 8-bit config when TFMOT
+    supports them, and are otherwise left float with a reason saying how to
+    register one.
+
+    Args:
+        layer: A `tf_keras` layer.
+
+    Returns:
+        A `LayerPolicy`.
+
+    Example:
+        >>> tfmm.optimization.get_layer_policy(tf_keras.layers.Conv1D(4, 3)).quantize
+        'weights'
+    """
+    for cls in type(layer).__mro__:
+        if cls in _REGISTRY:
+            policy = _REGISTRY[cls]
+            return policy if isinstance(policy, LayerPolicy) else policy(layer)
+    if _default_registry().supports(layer):
+        return LayerPolicy(quantize="default")
+    return LayerPolicy(
+        quantize="float",
+        reason=(
+            f"no tfmm policy for {type(layer).__name__} and TFMOT's 8-bit registry does not "
+            "support it; call tfmm.optimization.register_layer_policy to quantize it"
+        ),
+    )
+
+
+def _embedding_policy(layer):
+    if layer.mask_zero:
+        return LayerPolicy(
+            quantize="float",
+            reason=(
+                "Embedding with mask_zero: TFMOT wrappers drop Keras masks, which would change "
+                "the LSTM's result; left unwrapped (the converter still quantizes it)"
+            ),
+        )
+    return LayerPolicy(
+        prunable=("embeddings",),
+        quantize="weights",
+        weight_attrs=("embeddings",),
+        clusterable=("embeddings",),
+    )
+
+
+_LSTM_REASON = (
+    "LSTM left float during QAT: weights-only QAT exports a float WHILE loop; a float LSTM "
+    "is calibrated by the converter instead"
+)
+
+
+def _register_defaults():
+    layers = keras.layers
+    register_layer_policy(layers.Conv2D, LayerPolicy(prunable=("kernel",), clusterable=("kernel",)))
+    register_layer_policy(layers.Dense, LayerPolicy(prunable=("kernel",), clusterable=("kernel",)))
+    register_layer_policy(
+        layers.Conv1D,
+        LayerPolicy(
+            prunable=("kernel",),
+            quantize="weights",
+            weight_attrs=("kernel",),
+            quantize_output=False,  # BatchNormalization / ReLU after it quantize the output
+            clusterable=("kernel",),
+        ),
+    )
+    register_layer_policy(layers.Embedding, _embedding_policy)
+    register_layer_policy(
+        layers.LSTM, LayerPolicy(prunable=("kernel", "recurrent_kernel"), quantize="float", reason=_LSTM_REASON)
+    )
+    register_layer_policy(layers.Bidirectional, LayerPolicy(quantize="float", reason=_LSTM_REASON))
+    register_layer_policy(layers.BatchNormalization, LayerPolicy(quantize="output"))
+    register_layer_policy(
+        layers.MultiHeadAttention,
+        LayerPolicy(
+            quantize="float",
+            reason="MultiHeadAttention has no TFMOT config; the converter quantizes its ops from calibration",
+        ),
+    )
+    register_layer_policy(
+        layers.LayerNormalization,
+        LayerPolicy(quantize="float", reason="LayerNormalization has no TFMOT config"),
+    )
+    register_layer_policy(
+        layers.Rescaling, LayerPolicy(quantize="float", reason="input rescaling: a constant multiply")
+    )
+
+
+def _register_optional():
+    from tfmm.models import LogMelSpectrogram
+
+    register_layer_policy(
+        LogMelSpectrogram,
+        LayerPolicy(quantize="float", reason="log-mel front end: signal processing without weights"),
+    )
+    try:
+        import tensorflow_hub as hub
+    except ImportError:  # pragma: no cover - tensorflow-hub is a dependency
+        return
+    register_layer_policy(
+        hub.KerasLayer,
+        LayerPolicy(
+            quantize="float",
+            reason="TF Hub encoder: an opaque SavedModel that TFMOT cannot wrap; left float, not pruned",
+        ),
+    )
+
+
+tfmot()  # TFMOT must be importable before policies are used
+_register_defaults()
+_register_optional()

@@ -1,0 +1,130 @@
+"""tfmm's QuantizeConfig: fake-quantize the layers TFMOT's 8-bit registry refuses.
+
+`WeightsQuantizeConfig` covers Conv1D, Embedding, LSTM kernels and BatchNormalization
+outputs with one class: which weights get 8-bit symmetric per-tensor fake
+quantization, and whether the output gets an 8-bit moving-average quantizer.
+With `preserve_sparsity=True` the weight quantizer multiplies by the sparsity mask
+found at QAT start, so pruned weights stay zero (TFMOT's prune-preserve idea,
+extended to any weight name).
+
+Per-tensor, not per-channel: TFMOT's per-channel quantizer handles only rank 2 and
+4 weights, and a per-channel Conv1D kernel fails int8 conversion (the converter
+inserts an ExpandDims that moves the quantized axis).
+"""
+
+import tensorflow as tf
+
+from tfmm._keras import keras, tfmot
+
+__all__ = ["WeightsQuantizeConfig", "SparsityPreservingWeightsQuantizer", "quantize_custom_objects"]
+
+_quantizers = tfmot().quantization.keras.quantizers
+
+
+def _weight_name(variable):
+    return variable.name.split("/")[-1].split(":")[0]
+
+
+@keras.utils.register_keras_serializable(package="tfmm")
+class SparsityPreservingWeightsQuantizer(_quantizers.LastValueQuantizer):
+    """Per-tensor 8-bit weights quantizer whose zeros stay zero during QAT.
+
+    The mask is taken from the weight when the QAT wrapper is built (after
+    pruning), stored as a non-trainable variable, and applied before quantizing.
+
+    Example:
+        >>> q = tfmm.optimization.SparsityPreservingWeightsQuantizer()
+    """
+
+    def __init__(self, num_bits=8, per_axis=False, symmetric=True, narrow_range=True):
+        super().__init__(
+            num_bits=num_bits, per_axis=per_axis, symmetric=symmetric, narrow_range=narrow_range
+        )
+
+    def build(self, tensor_shape, name, layer):
+        weights = super().build(tensor_shape, name, layer)
+        mask = layer.add_weight(
+            f"{name}_sparsity_mask",
+            shape=tensor_shape,
+            initializer=keras.initializers.Ones(),
+            trainable=False,
+        )
+        for source in layer.layer.weights:
+            if _weight_name(source) == name:
+                mask.assign(tf.cast(tf.not_equal(source, 0), mask.dtype))
+        weights["sparsity_mask"] = mask
+        return weights
+
+    def __call__(self, inputs, training, weights, **kwargs):
+        return super().__call__(inputs * weights["sparsity_mask"], training, weights, **kwargs)
+
+
+@keras.utils.register_keras_serializable(package="tfmm")
+class WeightsQuantizeConfig(tfmot().quantization.keras.QuantizeConfig):
+    """8-bit fake quantization of named weights and, optionally, the output.
+
+    Args:
+        weight_attrs: Attribute names of the weights to quantize (e.g.
+            `["kernel"]` for Conv1D, `["embeddings"]` for Embedding).
+        quantize_output: Add an 8-bit moving-average quantizer on the output.
+        preserve_sparsity: Keep zero weights at zero (after pruning).
+
+    Example:
+        >>> cfg = tfmm.optimization.WeightsQuantizeConfig(["kernel"], quantize_output=False)
+    """
+
+    def __init__(self, weight_attrs=(), quantize_output=True, preserve_sparsity=False):
+        self.weight_attrs = list(weight_attrs)
+        self.quantize_output = bool(quantize_output)
+        self.preserve_sparsity = bool(preserve_sparsity)
+
+    def _weight_quantizer(self):
+        if self.preserve_sparsity:
+            return SparsityPreservingWeightsQuantizer()
+        return _quantizers.LastValueQuantizer(
+            num_bits=8, per_axis=False, symmetric=True, narrow_range=True
+        )
+
+    def get_weights_and_quantizers(self, layer):
+        return [(getattr(layer, a), self._weight_quantizer()) for a in self.weight_attrs]
+
+    def set_quantize_weights(self, layer, quantize_weights):
+        for attr, weight in zip(self.weight_attrs, quantize_weights):
+            setattr(layer, attr, weight)
+
+    def get_activations_and_quantizers(self, layer):
+        return []
+
+    def set_quantize_activations(self, layer, quantize_activations):
+        pass
+
+    def get_output_quantizers(self, layer):
+        if not self.quantize_output:
+            return []
+        return [
+            _quantizers.MovingAverageQuantizer(
+                num_bits=8, per_axis=False, symmetric=False, narrow_range=False
+            )
+        ]
+
+    def get_config(self):
+        return {
+            "weight_attrs": self.weight_attrs,
+            "quantize_output": self.quantize_output,
+            "preserve_sparsity": self.preserve_sparsity,
+        }
+
+
+def quantize_custom_objects():
+    """Return the custom objects needed to build, save or load tfmm QAT models.
+
+    Returns:
+        A dict of names to classes, for `tfmot.quantization.keras.quantize_scope`.
+
+    Example:
+        >>> objects = tfmm.optimization.quantize_custom_objects()
+    """
+    return {
+        "WeightsQuantizeConfig": WeightsQuantizeConfig,
+        "SparsityPreservingWeightsQuantizer": SparsityPreservingWeightsQuantizer,
+    }
