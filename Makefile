@@ -21,12 +21,13 @@ $(VENV)/.installed-dev: $(BIN)/python setup.cfg pyproject.toml
 demo: $(VENV)/.installed
 	$(BIN)/tfmm demo $(ARGS)
 
+# Two workers: the suite is mostly single-threaded Python (tracing, tiny models).
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m pytest -n 2 $(ARGS)
 
 # Skips tests marked slow (training, conversion, subprocesses); CI runs all.
 test-quick: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+	$(BIN)/python -m pytest -n 2 -m "not slow" $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info tfmm-demo .pytest_cache

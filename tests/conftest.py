@@ -3,3 +3,31 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tfmm  # noqa: E402,F401  (before TensorFlow: selects Keras 2)
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from tfmm._keras import keras  # noqa: E402
+from tfmm.models import build_multimodal_model, compile_model  # noqa: E402
+
+from tests.helpers import data_for, tiny_config  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def learnable():
+    """A trained tiny 3-branch model (ResNet, Embedding+LSTM, Conv1D) and its data."""
+    keras.utils.set_random_seed(0)
+    cfg = tiny_config(num_classes=4)
+    x, y = data_for(cfg, n=384, seed=1)
+    xv, yv = data_for(cfg, n=128, seed=2)
+    model = compile_model(build_multimodal_model(cfg), learning_rate=3e-3)
+    model.fit(x, y, batch_size=32, epochs=6, verbose=0)
+    accuracy = float(np.mean(model.predict(xv, verbose=0).argmax(-1) == yv))
+    assert accuracy > 0.8, f"the fixture task should be learnable (got {accuracy:.2f})"
+    return dict(config=cfg, model=model, train=(x, y), validation=(xv, yv), accuracy=accuracy)
+
+
+def copy_model(model):
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    return compile_model(clone)

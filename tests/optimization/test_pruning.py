@@ -5,7 +5,7 @@ import tfmm
 from tfmm.errors import ConfigError
 from tfmm.optimization import PruningConfig, apply_pruning, pruning_schedule_steps, sparsity_report, strip
 
-from tests.optimization.conftest import copy_model
+from tests.conftest import copy_model
 
 
 @pytest.mark.parametrize("total", [2, 7, 40, 137, 5000])

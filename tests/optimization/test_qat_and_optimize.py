@@ -6,7 +6,7 @@ from tfmm._keras import keras, tfmot
 from tfmm.errors import ConfigError
 from tfmm.optimization import Recipe, apply_qat, optimize, quantization_plan, sparsity_report
 
-from tests.optimization.conftest import copy_model
+from tests.conftest import copy_model
 
 
 def _accuracy(model, data):

@@ -1,0 +1,108 @@
+"""`verify_tflite`: run an exported file on data and compare with the Keras model."""
+
+import dataclasses
+
+import numpy as np
+
+from tfmm.data import validate_arrays
+from tfmm.errors import DataError
+from tfmm.export.interpreter import TFLiteRunner
+
+__all__ = ["VerificationReport", "verify_tflite"]
+
+
+@dataclasses.dataclass(frozen=True)
+class VerificationReport:
+    """How an exported model behaves on real data.
+
+    Attributes:
+        num_examples: Examples run.
+        accuracy: Top-1 accuracy against the labels (None without labels).
+        reference_accuracy: The Keras model's accuracy on the same data (or None).
+        agreement: Fraction of examples where the file and the Keras model pick the
+            same class (None without a reference model).
+        mean_abs_error: Mean absolute difference of probabilities vs the reference.
+        max_abs_error: Largest absolute difference of probabilities.
+    """
+
+    num_examples: int
+    accuracy: float = None
+    reference_accuracy: float = None
+    agreement: float = None
+    mean_abs_error: float = None
+    max_abs_error: float = None
+
+    def to_dict(self):
+        """Return a JSON-safe dict."""
+        return dataclasses.asdict(self)
+
+
+def _as_arrays(data):
+    if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], dict):
+        return data[0], data[1]
+    if isinstance(data, dict):
+        return data, None
+    import tensorflow as tf
+
+    if isinstance(data, tf.data.Dataset):
+        xs, ys = [], []
+        for element in data.as_numpy_iterator():
+            x, y = element if isinstance(element, tuple) else (element, None)
+            xs.append(x)
+            if y is not None:
+                ys.append(y)
+        features = {k: np.concatenate([x[k] for x in xs]) for k in xs[0]}
+        return features, (np.concatenate(ys) if ys else None)
+    raise DataError(
+        "verify_tflite expects (features, labels), a dict of features or a batched "
+        f"tf.data.Dataset. Received: {type(data).__name__}"
+    )
+
+
+def verify_tflite(path, data, *, reference_model=None, max_examples=None, progress=False):
+    """Run `path` on `data` with the LiteRT interpreter and measure it.
+
+    int8 inputs are quantized and outputs dequantized with each tensor's scale
+    and zero point, so the figures compare real probabilities.
+
+    Args:
+        path: The `.tflite` file.
+        data: `(features, labels)`, a dict of features, or a batched dataset.
+        reference_model: Optional Keras model to compare with (agreement, errors).
+        max_examples: Run only the first N examples.
+        progress: Show a progress bar.
+
+    Returns:
+        A `VerificationReport`.
+
+    Raises:
+        ExportError: The file cannot be read or its inputs do not match the data.
+        DataError: Malformed data.
+
+    Example:
+        >>> report = tfmm.export.verify_tflite("m.tflite", (x_test, y_test), reference_model=model)  # doctest: +SKIP
+        >>> report.agreement  # doctest: +SKIP
+        0.991
+    """
+    features, labels = _as_arrays(data)
+    features, labels = validate_arrays(features, labels)
+    if max_examples is not None:
+        features = {k: v[:max_examples] for k, v in features.items()}
+        labels = None if labels is None else labels[:max_examples]
+    runner = TFLiteRunner(path)
+    probs = runner.predict(features, progress=progress)
+    predicted = probs.argmax(-1)
+    report = {"num_examples": len(probs)}
+    if labels is not None:
+        report["accuracy"] = float(np.mean(predicted == labels))
+    if reference_model is not None:
+        reference = reference_model.predict(features, batch_size=256, verbose=0)
+        diff = np.abs(reference - probs)
+        report.update(
+            agreement=float(np.mean(reference.argmax(-1) == predicted)),
+            mean_abs_error=float(diff.mean()),
+            max_abs_error=float(diff.max()),
+        )
+        if labels is not None:
+            report["reference_accuracy"] = float(np.mean(reference.argmax(-1) == labels))
+    return VerificationReport(**report)
