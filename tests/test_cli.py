@@ -48,3 +48,12 @@ def test_quick_demo_trains_writes_files_and_prints_the_table(tmp_path):
     assert os.path.getsize(out / "model.keras") > 10_000
     assert (out / "config.yaml").read_text().startswith("num_classes: 10")
     assert json.loads((out / "vocabulary.json").read_text())["sequence_length"] == 24
+    variants = {v["mode"]: v for v in results["variants"]}
+    assert set(variants) == {"float32", "dynamic", "int8"}
+    for mode, v in variants.items():
+        assert os.path.getsize(out / f"model_{mode}.tflite") == v["size_bytes"]
+        assert f"{v['size_bytes']:,}" in proc.stdout
+    assert variants["float32"]["agreement"] == 1.0
+    assert variants["int8"]["agreement"] >= 0.95
+    assert variants["int8"]["size_bytes"] < variants["float32"]["size_bytes"]
+    assert (out / "model_int8.labels.txt").read_text().split()[7] == "seven"

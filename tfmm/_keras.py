@@ -9,7 +9,7 @@ import functools
 
 import tf_keras as keras
 
-__all__ = ["keras", "check_keras2", "tfmot"]
+__all__ = ["keras", "check_keras2", "tfmot", "unwrap"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -48,3 +48,23 @@ def check_keras2(obj, argname="model"):
             "TensorFlow so that tf.keras is Keras 2."
         )
     return obj
+
+
+def unwrap(layer):
+    """Return the innermost layer under TFMOT wrappers (pruning, QAT, annotation).
+
+    Args:
+        layer: A layer, possibly wrapped (`PruneLowMagnitude`, `QuantizeWrapperV2`, ...).
+
+    Returns:
+        The wrapped layer, or `layer` itself.
+
+    Example:
+        >>> from tfmm._keras import keras, unwrap
+        >>> dense = keras.layers.Dense(2)
+        >>> unwrap(dense) is dense
+        True
+    """
+    while isinstance(getattr(layer, "layer", None), keras.layers.Layer):
+        layer = layer.layer
+    return layer

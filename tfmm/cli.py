@@ -4,44 +4,19 @@ Exit codes: 0 success, 2 bad usage or configuration, 1 any other failure.
 """
 
 import argparse
-import contextlib
 import os
 import sys
-import tempfile
 
 __all__ = ["main"]
 
 
-@contextlib.contextmanager
-def _quiet_tensorflow_startup(enabled):
-    """Hide TensorFlow's C++ start-up lines (CUDA probes) printed at import and first use.
-
-    They are written to file descriptor 2 before TensorFlow's own log level
-    applies, so fd 2 goes to a temp file during the import; the captured text
-    is replayed only if the import fails.
-    """
-    if not enabled:
-        yield
-        return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile(mode="w+b") as capture:
-        os.dup2(capture.fileno(), 2)
-        try:
-            yield
-        except BaseException:
-            os.dup2(saved, 2)
-            capture.seek(0)
-            sys.stderr.write(capture.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
 def _import_stack(verbose):
-    with _quiet_tensorflow_startup(not verbose):
+    from tfmm._quiet import native_stderr_captured
+
+    if not verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # TensorFlow prints CUDA probes at import and at first device use.
+    with native_stderr_captured(not verbose):
         import tensorflow as tf
 
         import tfmm.models  # noqa: F401
@@ -69,8 +44,24 @@ def _cmd_demo(args):
     print("\ntfmm demo")
     for key, value in rows:
         print(f"  {key:<{width}}  {value}")
-    print(f"\nModel, config and results.json written to {os.path.abspath(args.out)}")
+    print()
+    print(_variants_table(results["variants"], results["test_accuracy"]))
+    print(f"\nModel, TFLite files, vocabulary and results.json written to {os.path.abspath(args.out)}")
     return 0
+
+
+def _variants_table(variants, keras_accuracy):
+    """One line per exported file: accuracy, agreement, sizes, latency (medians, one run)."""
+    float32 = next(v for v in variants if v["mode"] == "float32")
+    header = f"  {'variant':<10} {'accuracy':>9} {'agreement':>10} {'size':>10} {'gzip':>10} {'p50 ms':>8} {'vs f32':>7}"
+    lines = [header, f"  {'keras':<10} {keras_accuracy:>9.3f} {'':>10} {'':>10} {'':>10} {'':>8} {'':>7}"]
+    for v in variants:
+        lines.append(
+            f"  {v['mode']:<10} {v['test_accuracy']:>9.3f} {v['agreement']:>10.3f} "
+            f"{v['size_bytes']:>10,} {v['gzip_bytes']:>10,} {v['p50_ms']:>8.3f} "
+            f"{v['p50_ms'] / float32['p50_ms']:>6.2f}x"
+        )
+    return "\n".join(lines)
 
 
 def _build_parser():

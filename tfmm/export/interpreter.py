@@ -4,6 +4,7 @@ import os
 
 import numpy as np
 
+from tfmm._quiet import native_stderr_captured
 from tfmm.errors import ExportError
 
 __all__ = ["TFLiteRunner"]
@@ -40,7 +41,8 @@ class TFLiteRunner:
         if not os.path.isfile(self.path):
             raise ExportError(f"No TFLite file at {self.path!r}.")
         try:
-            self.interpreter = _interpreter_class()(model_path=self.path, num_threads=num_threads)
+            with native_stderr_captured():  # LiteRT logs the XNNPACK delegate at creation
+                self.interpreter = _interpreter_class()(model_path=self.path, num_threads=num_threads)
             signatures = self.interpreter.get_signature_list()
             if not signatures:
                 raise ValueError("the model has no signature")

@@ -18,11 +18,13 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 
 import tensorflow as tf
 
-from tfmm._keras import check_keras2, keras, tfmot
-from tfmm.config import atomic_write_text
+from tfmm._keras import check_keras2, keras, tfmot, unwrap
+from tfmm._quiet import native_stderr_captured
+from tfmm.config import atomic_write_bytes, atomic_write_text
 from tfmm.data import representative_dataset
 from tfmm.errors import ConfigError, ExportError
 from tfmm.export.inspect import TFLiteSummary, inspect_tflite
@@ -78,12 +80,6 @@ def _custom_scope():
     return tfmot().quantization.keras.quantize_scope(objects)
 
 
-def _inner(layer):
-    while isinstance(getattr(layer, "layer", None), keras.layers.Layer):
-        layer = layer.layer
-    return layer
-
-
 def prepare_for_export(model, *, unroll_rnn=True):
     """Return the model to convert: pruning wrappers stripped, RNNs unrolled.
 
@@ -103,7 +99,7 @@ def prepare_for_export(model, *, unroll_rnn=True):
         model = tfmot().sparsity.keras.strip_pruning(model)
 
     def rolled(layer):
-        inner = _inner(layer)
+        inner = unwrap(layer)
         cell_owner = getattr(inner, "forward_layer", inner)  # Bidirectional
         return type(cell_owner).__name__ in _RNN_CLASSES and not cell_owner.unroll
 
@@ -200,19 +196,6 @@ def _configure(converter, mode, calibration, int8_io):
         ]
 
 
-def _write_atomic(path, content):
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".tflite")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(content)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def export_tflite(
     model,
     path,
@@ -291,14 +274,18 @@ def export_tflite(
         converter = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=["serving_default"])
         _configure(converter, quantization, calibration, int8_io)
         try:
-            content = converter.convert()
+            # The converter logs from C++ and warns about its internal calibration
+            # interpreter; both are noise unless it fails (then they are replayed).
+            with native_stderr_captured(), warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+                content = converter.convert()
         except Exception as e:
             lines = [l for l in str(e).splitlines() if "error" in l.lower()] or str(e).splitlines()
             raise ExportError(
                 f"Converting {model.name!r} to {quantization} TFLite failed: {lines[0].strip()[:500]}"
             ) from e
     seconds = time.perf_counter() - start
-    _write_atomic(path, content)
+    atomic_write_bytes(path, content)
     side = []
     stem = path[: -len(".tflite")]
     if tokenizer is not None:

@@ -12,7 +12,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from tfmm._keras import check_keras2, keras, tfmot
+from tfmm._keras import check_keras2, keras, tfmot, unwrap
 from tfmm.config import Config
 from tfmm.errors import ConfigError
 from tfmm.optimization.policies import get_layer_policy
@@ -222,19 +222,13 @@ def apply_pruning(model, config, *, steps_per_epoch, epochs=None):
     return pruned, [sparsity.UpdatePruningStep()]
 
 
-def _inner(layer):
-    while hasattr(layer, "layer") and isinstance(getattr(layer, "layer"), keras.layers.Layer):
-        layer = layer.layer
-    return layer
-
-
 def _copy_weights(source, target):
     """Copy weights layer by layer into a clone whose layers may be wrapped."""
     by_name = {layer.name: layer for layer in source.layers}
     for layer in target.layers:
-        original = by_name.get(_inner(layer).name) or by_name.get(layer.name)
+        original = by_name.get(unwrap(layer).name) or by_name.get(layer.name)
         if original is not None and original.weights:
-            _inner(layer).set_weights(original.get_weights())
+            unwrap(layer).set_weights(original.get_weights())
 
 
 def strip(model):
@@ -280,7 +274,7 @@ def sparsity_report(model):
     check_keras2(model)
     layers, total, zeros = {}, 0, 0
     for layer in model.layers:
-        inner = _inner(layer)
+        inner = unwrap(layer)
         policy = get_layer_policy(inner)
         values = []
         for attr in policy.prunable:
@@ -329,7 +323,7 @@ class SparsityMask(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self._masks = []
         for layer in self.model.layers:
-            for attr in get_layer_policy(_inner(layer)).prunable:
+            for attr in get_layer_policy(unwrap(layer)).prunable:
                 variable = _find_weight(layer, attr)
                 if variable is None:
                     continue

@@ -11,10 +11,10 @@ scheme level rather than per model:
 
 import dataclasses
 
-from tfmm._keras import check_keras2, keras, tfmot
+from tfmm._keras import check_keras2, keras, tfmot, unwrap
 from tfmm.config import Config
 from tfmm.optimization.policies import get_layer_policy
-from tfmm.optimization.pruning import _copy_weights, _excluded, _inner
+from tfmm.optimization.pruning import _copy_weights, _excluded
 from tfmm.optimization.quantize_configs import WeightsQuantizeConfig, quantize_custom_objects
 
 __all__ = ["QuantizationConfig", "TfmmQuantizeScheme", "apply_qat", "quantization_plan", "qat_scope"]
@@ -141,7 +141,7 @@ def quantization_plan(model, config=None):
                 reason="" if float_input else f"{dtype} token ids are never fake-quantized",
             ))
             continue
-        inner = _inner(layer)
+        inner = unwrap(layer)
         if _excluded(inner, config):
             plan.append(dict(layer=inner.name, class_name=type(inner).__name__, mode="float",
                              reason="excluded by the QuantizationConfig"))
