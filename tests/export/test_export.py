@@ -164,3 +164,19 @@ def test_saved_model_has_a_named_batch_1_signature(learnable, tmp_path):
     np.testing.assert_allclose(list(out.values())[0].numpy(),
                                learnable["model"].predict({k: v[:1] for k, v in x.items()}, verbose=0),
                                atol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["float32", "int8"])
+def test_log_mel_front_end_converts_and_matches_keras(tmp_path, mode):
+    audio = tfmm.models.AudioBranchConfig(
+        input_shape=(1000, 1), frontend="log_mel", sample_rate=8000,
+        frame_length=200, frame_step=100, num_mel_bins=16, filters=(8,), strides=1,
+    )
+    cfg = tfmm.models.MultimodalConfig(num_classes=3, audio=audio)
+    model = tfmm.models.build_multimodal_model(cfg)
+    x, _ = data_for(cfg, n=32)
+    result = export_tflite(model, str(tmp_path / f"m_{mode}.tflite"), quantization=mode,
+                           representative_data=x)
+    report = verify_tflite(result.path, x, reference_model=model)
+    assert report.agreement >= (1.0 if mode == "float32" else 0.9), report

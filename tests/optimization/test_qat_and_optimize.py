@@ -92,3 +92,24 @@ def test_recipe_order_is_fixed_and_epochs_override():
 def test_optimize_checks_patterns_before_training(learnable):
     with pytest.raises(ConfigError, match="matches no layer"):
         optimize(learnable["model"], {"prune": {"exclude": ["nothing_like_this*"]}}, learnable["train"])
+
+
+def test_optimize_rejects_a_bad_optimizer_before_training(learnable):
+    with pytest.raises(ConfigError, match="Unknown optimizer 'adamw2'"):
+        optimize(learnable["model"], {"quantize": {}}, learnable["train"], optimizer="adamw2")
+    with pytest.raises(ConfigError, match="must be a name"):
+        optimize(learnable["model"], {"quantize": {}}, learnable["train"], optimizer=3)
+
+
+@pytest.mark.slow
+def test_optimize_uses_the_users_optimizer(learnable):
+    made = []
+
+    def sgd(learning_rate):
+        made.append(learning_rate)
+        return keras.optimizers.SGD(learning_rate)
+
+    result = optimize(copy_model(learnable["model"]), {"quantize": {"epochs": 1, "learning_rate": 0.01}},
+                      learnable["train"], optimizer=sgd, verbose=0)
+    assert made[-1] == 0.01
+    assert type(result.model.optimizer).__name__ == "SGD"

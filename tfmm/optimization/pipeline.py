@@ -57,9 +57,24 @@ def _steps(dataset, steps_per_epoch):
     return n
 
 
-def _compile(model, learning_rate, loss, metrics):
+def _optimizer(optimizer, learning_rate):
+    """A fresh optimizer per stage: Keras optimizers bind to one model's variables."""
+    if callable(optimizer) and not isinstance(optimizer, keras.optimizers.Optimizer):
+        return optimizer(learning_rate)
+    if not isinstance(optimizer, str):
+        raise ConfigError(
+            "`optimizer` must be a name ('adam', 'sgd', 'rmsprop', ...) or a function "
+            f"learning_rate -> tf_keras optimizer. Received: {optimizer!r}"
+        )
+    try:
+        return keras.optimizers.get({"class_name": optimizer, "config": {"learning_rate": learning_rate}})
+    except ValueError:
+        raise ConfigError(f"Unknown optimizer {optimizer!r}; use a tf_keras optimizer name.") from None
+
+
+def _compile(model, learning_rate, loss, metrics, optimizer="adam"):
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
+        optimizer=_optimizer(optimizer, learning_rate),
         loss=loss,
         metrics=metrics or ["accuracy"],
     )
@@ -82,6 +97,7 @@ def optimize(
     epochs=None,
     loss=None,
     metrics=None,
+    optimizer="adam",
     steps_per_epoch=None,
     verbose=1,
 ):
@@ -98,6 +114,9 @@ def optimize(
         loss: Loss for fine-tuning; defaults to the model's own compiled loss, else
             sparse categorical cross-entropy.
         metrics: Metrics; defaults to `["accuracy"]`.
+        optimizer: Optimizer name (`"adam"`, `"sgd"`, ...) or a function
+            `learning_rate -> tf_keras optimizer`; each stage gets a fresh one at
+            its own learning rate.
         steps_per_epoch: Batches per epoch, when the dataset cannot tell.
         verbose: Keras progress output (0, 1 or 2).
 
@@ -106,8 +125,8 @@ def optimize(
 
     Raises:
         TypeError: `model` is a Keras 3 model.
-        ConfigError: Bad recipe, or a recipe pattern that matches no layer
-            (checked before any training).
+        ConfigError: Bad recipe or optimizer, or a recipe pattern that matches no
+            layer (checked before any training).
         DataError: Bad data.
 
     Example:
@@ -132,6 +151,7 @@ def optimize(
     validation = _as_dataset(validation_data, "validation_data")
     steps = _steps(train, steps_per_epoch)
     loss = loss or getattr(model, "loss", None) or keras.losses.SparseCategoricalCrossentropy()
+    _optimizer(optimizer, 1e-3)  # fail on a bad optimizer before any training
 
     report = {"recipe": recipe.to_dict(), "stages": {}}
     history = {}
@@ -145,11 +165,11 @@ def optimize(
         pruned, callbacks = apply_pruning(
             current, recipe.prune, steps_per_epoch=steps, epochs=recipe.prune.epochs
         )
-        _compile(pruned, recipe.learning_rate, loss, metrics)
+        _compile(pruned, recipe.learning_rate, loss, metrics, optimizer)
         fit = pruned.fit(train, validation_data=validation, epochs=recipe.prune.epochs,
                          callbacks=callbacks, verbose=verbose)
         current = strip(pruned)
-        _compile(current, recipe.learning_rate, loss, metrics)
+        _compile(current, recipe.learning_rate, loss, metrics, optimizer)
         sparsity = sparsity_report(current)
         history["prune"] = fit.history
         report["stages"]["prune"] = {
@@ -167,7 +187,7 @@ def optimize(
         plan = quantization_plan(current, qconfig)
         with qat_scope():
             qat = apply_qat(current, qconfig)
-            _compile(qat, qconfig.learning_rate, loss, metrics)
+            _compile(qat, qconfig.learning_rate, loss, metrics, optimizer)
             callbacks = [SparsityMask()] if qconfig.preserve_sparsity else []
             fit = qat.fit(train, validation_data=validation, epochs=qconfig.epochs,
                           callbacks=callbacks, verbose=verbose)
