@@ -29,14 +29,13 @@ def input_specs(model):
 
 
 def _cast(name, array, dtype):
-    if np.issubdtype(np.dtype(dtype), np.integer):
-        if np.issubdtype(array.dtype, np.floating):
-            if not np.all(np.isfinite(array)) or np.any(array != np.round(array)):
-                raise DataError(
-                    f"`{name}` holds token ids and must be whole numbers; found non-integer "
-                    "values. Tokenize texts first (tfmm.data.TextTokenizer)."
-                )
-        return array.astype(dtype)
+    integer_target = np.issubdtype(np.dtype(dtype), np.integer)
+    if integer_target and np.issubdtype(array.dtype, np.floating):
+        if not np.all(np.isfinite(array)) or np.any(array != np.round(array)):
+            raise DataError(
+                f"`{name}` holds token ids and must be whole numbers; found non-integer "
+                "values. Tokenize texts first (tfmm.data.TextTokenizer)."
+            )
     return array.astype(dtype)
 
 

@@ -1,5 +1,7 @@
 """`build_multimodal_model`: config -> flat `tf_keras` functional model."""
 
+import os
+
 from tfmm._keras import check_keras2, keras
 from tfmm.errors import ConfigError
 from tfmm.models.audio_branch import apply_audio_branch
@@ -136,8 +138,6 @@ def load_model(path, *, compile=True):
     Example:
         >>> model = tfmm.models.load_model("model.keras")  # doctest: +SKIP
     """
-    import os
-
     if not os.path.exists(path):
         raise ConfigError(f"No saved model at {path!r}. Pass the path of a .keras file.")
     custom = {"LogMelSpectrogram": LogMelSpectrogram}

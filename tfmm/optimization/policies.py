@@ -13,6 +13,7 @@ Example:
 """
 
 import dataclasses
+import functools
 from typing import Tuple
 
 from tfmm._keras import keras, tfmot
@@ -93,6 +94,7 @@ def register_layer_policy(layer_class, policy):
     return previous
 
 
+@functools.lru_cache(maxsize=1)
 def _default_registry():
     from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
         default_8bit_quantize_registry,
