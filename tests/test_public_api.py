@@ -29,7 +29,7 @@ EXPECTED = {
     ],
     "tfmm.data": [
         "AVDigitsInfo", "DataWarning", "INPUT_DTYPES", "ManifestData", "TextTokenizer",
-        "av_digits_tokenizer", "from_arrays", "from_manifest", "input_specs", "load_av_digits",
+        "as_arrays", "av_digits_tokenizer", "from_arrays", "from_manifest", "input_specs", "load_av_digits",
         "make_synthetic", "read_manifest", "representative_dataset", "validate_arrays",
     ],
 }

@@ -9,7 +9,7 @@ import functools
 
 import tf_keras as keras
 
-__all__ = ["keras", "check_keras2", "tfmot", "unwrap"]
+__all__ = ["keras", "check_keras2", "hub_custom_objects", "tfmot", "unwrap"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -68,3 +68,24 @@ def unwrap(layer):
     while isinstance(getattr(layer, "layer", None), keras.layers.Layer):
         layer = layer.layer
     return layer
+
+
+def hub_custom_objects():
+    """Return `{"KerasLayer": tensorflow_hub.KerasLayer}` (empty without tensorflow-hub).
+
+    Loading, cloning or QAT-transforming a model that holds a hub encoder rebuilds
+    it from its config, and Keras must then know hub's layer class.
+
+    Returns:
+        A dict for `custom_objects` / `quantize_scope`.
+
+    Example:
+        >>> from tfmm._keras import hub_custom_objects
+        >>> sorted(hub_custom_objects())
+        ['KerasLayer']
+    """
+    try:
+        import tensorflow_hub as hub  # imported on use: it is slow and often unused
+    except ImportError:  # pragma: no cover - tensorflow-hub is a dependency
+        return {}
+    return {"KerasLayer": hub.KerasLayer}

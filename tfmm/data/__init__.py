@@ -8,7 +8,7 @@ Example:
     >>> train = tfmm.data.from_arrays(x, y, batch_size=64, shuffle=True)
 """
 
-from tfmm.data.arrays import INPUT_DTYPES, from_arrays, input_specs, validate_arrays
+from tfmm.data.arrays import INPUT_DTYPES, as_arrays, from_arrays, input_specs, validate_arrays
 from tfmm.data.av_digits import AVDigitsInfo, av_digits_tokenizer, load_av_digits
 from tfmm.data.calibration import representative_dataset
 from tfmm.data.manifest import DataWarning, ManifestData, from_manifest, read_manifest
@@ -21,6 +21,7 @@ __all__ = [
     "INPUT_DTYPES",
     "ManifestData",
     "TextTokenizer",
+    "as_arrays",
     "av_digits_tokenizer",
     "from_arrays",
     "from_manifest",

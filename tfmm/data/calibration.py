@@ -1,46 +1,9 @@
 """Representative (calibration) data for int8 conversion: batch-1 dicts, exact dtypes."""
 
-import itertools
-
-import numpy as np
-import tensorflow as tf
-
-from tfmm.data.arrays import validate_arrays
+from tfmm.data.arrays import as_arrays, validate_arrays
 from tfmm.errors import DataError
 
 __all__ = ["representative_dataset"]
-
-
-def _unbatched_examples(data):
-    """Yield feature dicts of numpy arrays, one example each, from any accepted input."""
-    if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], dict):
-        data = data[0]
-    if isinstance(data, dict):
-        n = len(next(iter(data.values())))
-        for i in range(n):
-            yield {k: np.asarray(v)[i] for k, v in data.items()}
-        return
-    if isinstance(data, tf.data.Dataset):
-        spec = data.element_spec
-        if isinstance(spec, tuple):
-            data = data.map(lambda x, *_: x)
-            spec = spec[0]
-        if not isinstance(spec, dict):
-            raise DataError(
-                "A dataset for calibration must yield feature dicts (or (features, labels))."
-            )
-        batched = any(s.shape.rank and s.shape[0] is None for s in spec.values())
-        for element in data.as_numpy_iterator():
-            if batched:
-                for i in range(len(next(iter(element.values())))):
-                    yield {k: v[i] for k, v in element.items()}
-            else:
-                yield element
-        return
-    raise DataError(
-        "representative_dataset expects a dict of arrays, (features, labels) or a "
-        f"tf.data.Dataset. Received: {type(data).__name__}"
-    )
 
 
 def representative_dataset(data, *, num_samples=100, model=None):
@@ -71,15 +34,15 @@ def representative_dataset(data, *, num_samples=100, model=None):
     """
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples <= 0:
         raise DataError(f"`num_samples` must be a positive integer. Received: {num_samples!r}")
-    examples = list(itertools.islice(_unbatched_examples(data), num_samples))
-    if not examples:
+    features, _ = as_arrays(data, limit=num_samples)
+    count = len(next(iter(features.values()))) if features else 0
+    if not count:
         raise DataError("representative_dataset got no examples: the data is empty.")
-    stacked = {k: np.stack([e[k] for e in examples]) for k in examples[0]}
-    features, _ = validate_arrays(stacked, model=model)
+    features, _ = validate_arrays(features, model=model)
 
     def generator():
-        for i in range(len(examples)):
+        for i in range(count):
             yield {k: v[i : i + 1] for k, v in features.items()}
 
-    generator.num_samples = len(examples)
+    generator.num_samples = count
     return generator

@@ -13,7 +13,6 @@ What the plain converter gets wrong on our models, and what this does instead:
 """
 
 import dataclasses
-import json
 import os
 import shutil
 import tempfile
@@ -22,7 +21,7 @@ import warnings
 
 import tensorflow as tf
 
-from tfmm._keras import check_keras2, keras, tfmot, unwrap
+from tfmm._keras import check_keras2, hub_custom_objects, keras, tfmot, unwrap
 from tfmm._quiet import native_stderr_captured
 from tfmm.config import atomic_write_bytes, atomic_write_text
 from tfmm.data import representative_dataset
@@ -69,17 +68,6 @@ class ExportResult:
         return dataclasses.asdict(self)
 
 
-def _custom_scope():
-    objects = {}
-    try:
-        import tensorflow_hub as hub
-
-        objects["KerasLayer"] = hub.KerasLayer
-    except ImportError:  # pragma: no cover
-        pass
-    return tfmot().quantization.keras.quantize_scope(objects)
-
-
 def prepare_for_export(model, *, unroll_rnn=True):
     """Return the model to convert: pruning wrappers stripped, RNNs unrolled.
 
@@ -117,7 +105,7 @@ def prepare_for_export(model, *, unroll_rnn=True):
                 config["unroll"] = True
         return layer.__class__.from_config(config)
 
-    with _custom_scope():
+    with tfmot().quantization.keras.quantize_scope(hub_custom_objects()):
         unrolled = keras.models.clone_model(model, clone_function=clone)
     unrolled.set_weights(model.get_weights())
     return unrolled

@@ -4,7 +4,7 @@ import dataclasses
 
 import numpy as np
 
-from tfmm.data import validate_arrays
+from tfmm.data import as_arrays, validate_arrays
 from tfmm.errors import DataError
 from tfmm.export.interpreter import TFLiteRunner
 
@@ -37,28 +37,6 @@ class VerificationReport:
         return dataclasses.asdict(self)
 
 
-def _as_arrays(data):
-    if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], dict):
-        return data[0], data[1]
-    if isinstance(data, dict):
-        return data, None
-    import tensorflow as tf
-
-    if isinstance(data, tf.data.Dataset):
-        xs, ys = [], []
-        for element in data.as_numpy_iterator():
-            x, y = element if isinstance(element, tuple) else (element, None)
-            xs.append(x)
-            if y is not None:
-                ys.append(y)
-        features = {k: np.concatenate([x[k] for x in xs]) for k in xs[0]}
-        return features, (np.concatenate(ys) if ys else None)
-    raise DataError(
-        "verify_tflite expects (features, labels), a dict of features or a batched "
-        f"tf.data.Dataset. Received: {type(data).__name__}"
-    )
-
-
 def verify_tflite(path, data, *, reference_model=None, max_examples=None, progress=False):
     """Run `path` on `data` with the LiteRT interpreter and measure it.
 
@@ -84,11 +62,10 @@ def verify_tflite(path, data, *, reference_model=None, max_examples=None, progre
         >>> report.agreement  # doctest: +SKIP
         0.991
     """
-    features, labels = _as_arrays(data)
+    features, labels = as_arrays(data, limit=max_examples)
+    if not features:
+        raise DataError("verify_tflite got no examples: the data is empty.")
     features, labels = validate_arrays(features, labels)
-    if max_examples is not None:
-        features = {k: v[:max_examples] for k, v in features.items()}
-        labels = None if labels is None else labels[:max_examples]
     runner = TFLiteRunner(path)
     probs = runner.predict(features, progress=progress)
     predicted = probs.argmax(-1)

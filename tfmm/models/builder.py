@@ -2,13 +2,12 @@
 
 import os
 
-from tfmm._keras import check_keras2, keras
+from tfmm._keras import check_keras2, hub_custom_objects, keras
 from tfmm.errors import ConfigError
 from tfmm.models.audio_branch import apply_audio_branch
 from tfmm.models.configs import MultimodalConfig
 from tfmm.models.fusion import apply_fusion
 from tfmm.models.heads import apply_head, default_loss, default_metrics
-from tfmm.models.hub import hub_custom_objects
 from tfmm.models.image_branch import apply_image_branch
 from tfmm.models.layers import LogMelSpectrogram
 from tfmm.models.text_branch import apply_text_branch
@@ -140,9 +139,5 @@ def load_model(path, *, compile=True):
     """
     if not os.path.exists(path):
         raise ConfigError(f"No saved model at {path!r}. Pass the path of a .keras file.")
-    custom = {"LogMelSpectrogram": LogMelSpectrogram}
-    try:
-        custom.update(hub_custom_objects())
-    except ImportError:
-        pass
+    custom = {"LogMelSpectrogram": LogMelSpectrogram, **hub_custom_objects()}
     return keras.models.load_model(path, custom_objects=custom, compile=compile)

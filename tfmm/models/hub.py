@@ -5,7 +5,7 @@ import os
 from tfmm._keras import keras
 from tfmm.errors import ConfigError
 
-__all__ = ["apply_hub_encoder", "hub_custom_objects"]
+__all__ = ["apply_hub_encoder"]
 
 
 def _hub():
@@ -51,8 +51,3 @@ def apply_hub_encoder(x, path, *, trainable=False, name):
             "branch needs (batch, features) or a sequence / feature map to pool."
         )
     return y
-
-
-def hub_custom_objects():
-    """Return `{"KerasLayer": tensorflow_hub.KerasLayer}` for loading saved models."""
-    return {"KerasLayer": _hub().KerasLayer}

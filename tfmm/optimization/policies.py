@@ -16,7 +16,7 @@ import dataclasses
 import functools
 from typing import Tuple
 
-from tfmm._keras import keras, tfmot
+from tfmm._keras import hub_custom_objects, keras, tfmot
 from tfmm.errors import ConfigError
 
 __all__ = ["LayerPolicy", "register_layer_policy", "get_layer_policy", "QUANTIZE_MODES"]
@@ -201,12 +201,11 @@ def _register_optional():
         LogMelSpectrogram,
         LayerPolicy(quantize="float", reason="log-mel front end: signal processing without weights"),
     )
-    try:
-        import tensorflow_hub as hub
-    except ImportError:  # pragma: no cover - tensorflow-hub is a dependency
+    hub_layer = hub_custom_objects().get("KerasLayer")
+    if hub_layer is None:  # pragma: no cover - tensorflow-hub is a dependency
         return
     register_layer_policy(
-        hub.KerasLayer,
+        hub_layer,
         LayerPolicy(
             quantize="float",
             reason="TF Hub encoder: an opaque SavedModel that TFMOT cannot wrap; left float, not pruned",

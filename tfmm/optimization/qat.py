@@ -11,7 +11,7 @@ scheme level rather than per model:
 
 import dataclasses
 
-from tfmm._keras import check_keras2, keras, tfmot, unwrap
+from tfmm._keras import check_keras2, hub_custom_objects, keras, tfmot, unwrap
 from tfmm.config import Config
 from tfmm.optimization.policies import get_layer_policy
 from tfmm.optimization.pruning import _copy_weights, _excluded
@@ -164,15 +164,8 @@ def qat_scope():
         >>> with tfmm.optimization.qat_scope():
         ...     model = tf_keras.models.load_model("qat.keras")  # doctest: +SKIP
     """
-    objects = dict(quantize_custom_objects())
-    try:
-        import tensorflow_hub as hub
-
-        # TFMOT rebuilds the model from its config: hub layers must be known.
-        objects["KerasLayer"] = hub.KerasLayer
-    except ImportError:  # pragma: no cover - tensorflow-hub is a dependency
-        pass
-    return tfmot().quantization.keras.quantize_scope(objects)
+    # TFMOT rebuilds the model from its config: hub layers must be known too.
+    return tfmot().quantization.keras.quantize_scope({**quantize_custom_objects(), **hub_custom_objects()})
 
 
 def apply_qat(model, config=None):
