@@ -10,18 +10,26 @@ Example:
 from tfmm.export.benchmark import LatencyReport, benchmark_tflite
 from tfmm.export.inspect import TensorInfo, TFLiteSummary, gzip_size, inspect_tflite
 from tfmm.export.interpreter import TFLiteRunner
-from tfmm.export.tflite import MODES, ExportResult, export_saved_model, export_tflite, prepare_for_export
+from tfmm.export.compact import compact_tflite
+from tfmm.export.rnn import RNN_LAYOUTS, PrefixMaskedLSTM, prepare_for_export
+from tfmm.export.selective import Selection
+from tfmm.export.tflite import MODES, PREFERENCES, ExportResult, export_saved_model, export_tflite
 from tfmm.export.verify import VerificationReport, verify_tflite
 
 __all__ = [
     "ExportResult",
     "LatencyReport",
     "MODES",
+    "PREFERENCES",
+    "PrefixMaskedLSTM",
+    "RNN_LAYOUTS",
+    "Selection",
     "TFLiteRunner",
     "TFLiteSummary",
     "TensorInfo",
     "VerificationReport",
     "benchmark_tflite",
+    "compact_tflite",
     "export_saved_model",
     "export_tflite",
     "gzip_size",

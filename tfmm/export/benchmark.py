@@ -72,13 +72,13 @@ def benchmark_tflite(path, *, num_threads=1, runs=100, warmup=10, inputs=None, s
     feed = inputs if inputs is not None else _example_inputs(runner, seed)
     # Quantize once: only the interpreter call is timed.
     feed = {k: runner._quantize(feed[k], d) for k, d in runner.input_details.items()}
-    call = runner.runner
+    call = runner.invoke  # includes the state reset an app does before each example
     for _ in range(warmup):
-        call(**feed)
+        call(feed)
     times = np.empty(runs)
     for i in range(runs):
         start = time.perf_counter()
-        call(**feed)
+        call(feed)
         times[i] = (time.perf_counter() - start) * 1000.0
     return LatencyReport(
         p50_ms=float(np.percentile(times, 50)),

@@ -47,6 +47,7 @@ class TFLiteRunner:
             if not signatures:
                 raise ValueError("the model has no signature")
             self.signature = signature or next(iter(signatures))
+            self.interpreter.allocate_tensors()  # so that state variables can be reset
             self.runner = self.interpreter.get_signature_runner(self.signature)
             self.input_details = self.runner.get_input_details()
             self.output_details = self.runner.get_output_details()
@@ -98,8 +99,24 @@ class TFLiteRunner:
                     f"{tuple(detail['shape'])}."
                 )
             feed[name] = self._quantize(value, detail)
-        outputs = self.runner(**feed)
+        outputs = self.invoke(feed)
         return {k: self._dequantize(v, self.output_details[k]) for k, v in outputs.items()}
+
+    def invoke(self, feed):
+        """Run already-quantized inputs from a fresh state; return raw outputs.
+
+        Fused LSTM ops keep their state in variable tensors that survive between
+        invocations; they are reset first so that each example is independent
+        (an Android app does the same with `Interpreter.resetVariableTensors()`).
+
+        Args:
+            feed: `{input_name: array}` in the file's input dtypes.
+
+        Returns:
+            `{output_name: array}` in the file's output dtypes.
+        """
+        self.interpreter.reset_all_variables()
+        return self.runner(**feed)
 
     def predict(self, features, *, progress=False):
         """Run every example of a dict of arrays; return the first output, stacked.

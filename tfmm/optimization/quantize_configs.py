@@ -21,6 +21,15 @@ __all__ = ["WeightsQuantizeConfig", "SparsityPreservingWeightsQuantizer", "quant
 _quantizers = tfmot().quantization.keras.quantizers
 
 
+def _owner_and_name(layer, attr):
+    """`"cell.kernel"` -> `(layer.cell, "kernel")`: RNN weights live on the cell."""
+    *path, name = attr.split(".")
+    owner = layer
+    for part in path:
+        owner = getattr(owner, part)
+    return owner, name
+
+
 def _weight_name(variable):
     return variable.name.split("/")[-1].split(":")[0]
 
@@ -65,7 +74,9 @@ class WeightsQuantizeConfig(tfmot().quantization.keras.QuantizeConfig):
 
     Args:
         weight_attrs: Attribute names of the weights to quantize (e.g.
-            `["kernel"]` for Conv1D, `["embeddings"]` for Embedding).
+            `["kernel"]` for Conv1D, `["embeddings"]` for Embedding); dotted
+            paths reach inner objects (`["cell.kernel", "cell.recurrent_kernel"]`
+            for an LSTM).
         quantize_output: Add an 8-bit moving-average quantizer on the output.
         preserve_sparsity: Keep zero weights at zero (after pruning).
 
@@ -86,11 +97,12 @@ class WeightsQuantizeConfig(tfmot().quantization.keras.QuantizeConfig):
         )
 
     def get_weights_and_quantizers(self, layer):
-        return [(getattr(layer, a), self._weight_quantizer()) for a in self.weight_attrs]
+        return [(getattr(*_owner_and_name(layer, a)), self._weight_quantizer()) for a in self.weight_attrs]
 
     def set_quantize_weights(self, layer, quantize_weights):
         for attr, weight in zip(self.weight_attrs, quantize_weights):
-            setattr(layer, attr, weight)
+            owner, name = _owner_and_name(layer, attr)
+            setattr(owner, name, weight)
 
     def get_activations_and_quantizers(self, layer):
         return []

@@ -1,0 +1,102 @@
+"""Shared pieces of the benchmark scripts: the model, the variants, the output.
+
+Every figure in the README comes from a script here; each writes JSON and a
+Markdown table under `benchmarks/results/` with the command, machine and date.
+"""
+
+import datetime
+import json
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+import tfmm  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(REPO, "benchmarks", "results")
+
+
+def machine():
+    """Return the facts that make a figure reproducible."""
+    import tensorflow as tf
+
+    return {
+        "command": "python " + " ".join([os.path.relpath(os.path.abspath(sys.argv[0]), REPO)] + sys.argv[1:]),
+        "date": datetime.date.today().isoformat(),
+        "cpu_cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "tfmm": tfmm.__version__,
+    }
+
+
+def train_default(epochs, *, modalities=("image", "text", "audio"), preset="small", seed=0):
+    """Train the preset on AV-digits; return `(model, data, seconds_per_epoch)`."""
+    from tfmm._keras import keras
+    from tfmm.data import av_digits_tokenizer, from_arrays, load_av_digits
+    from tfmm.models import build_multimodal_model, compile_model, get_preset
+
+    keras.utils.set_random_seed(seed)
+    tokenizer = av_digits_tokenizer()
+    config = get_preset(preset, vocab_size=tokenizer.vocab_size, modalities=modalities)
+    data = {split: load_av_digits(split, modalities=modalities) for split in ("train", "validation", "test")}
+    model = compile_model(build_multimodal_model(config))
+    start = time.perf_counter()
+    model.fit(from_arrays(*data["train"], batch_size=32, shuffle=True, seed=seed), epochs=epochs, verbose=0)
+    return model, data, (time.perf_counter() - start) / epochs
+
+
+def keras_accuracy(model, data):
+    """Top-1 accuracy of a Keras model on `(features, labels)`."""
+    features, labels = data
+    return float(np.mean(model.predict(features, batch_size=256, verbose=0).argmax(-1) == labels))
+
+
+def measure_file(result, model, test, *, runs=300, threads=(1,)):
+    """Verify and benchmark one `ExportResult`; return a flat dict of figures."""
+    from tfmm.export import benchmark_tflite, verify_tflite
+
+    report = verify_tflite(result.path, test, reference_model=model)
+    row = {
+        "size_bytes": result.size_bytes,
+        "gzip_bytes": result.gzip_bytes,
+        "accuracy": report.accuracy,
+        "agreement": report.agreement,
+        "conversion_s": result.conversion_seconds,
+        "float_ops": result.float_ops,
+        "rnn_layout": result.rnn_layout,
+        "kept_float": list(result.selection.kept_float) if result.selection else [],
+    }
+    for n in threads:
+        latency = benchmark_tflite(result.path, num_threads=n, runs=runs)
+        row[f"p50_ms_{n}t"] = round(latency.p50_ms, 4)
+        row[f"p90_ms_{n}t"] = round(latency.p90_ms, 4)
+    return row
+
+
+def write(name, payload, table):
+    """Write `results/<name>.json` and `results/<name>.md` (the table plus provenance)."""
+    from tfmm.config import atomic_write_text
+
+    os.makedirs(RESULTS, exist_ok=True)
+    payload = {"machine": machine(), **payload}
+    atomic_write_text(os.path.join(RESULTS, f"{name}.json"), json.dumps(payload, indent=2, default=str))
+    facts = payload["machine"]
+    header = (
+        f"Command: `{facts['command']}`  \n"
+        f"Machine: {facts['cpu_cores']} cores, {facts['platform']}, TF {facts['tensorflow']}, "
+        f"tfmm {facts['tfmm']}; {facts['date']}\n\n"
+    )
+    atomic_write_text(os.path.join(RESULTS, f"{name}.md"), header + table + "\n")
+    return os.path.join(RESULTS, f"{name}.md")
+
+
+def markdown_table(columns, rows):
+    """Render rows (lists) under column names as a Markdown table."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)

@@ -1,0 +1,142 @@
+"""How recurrent layers are laid out for TFLite: fused (small) or unrolled (fast).
+
+Measured on AV-digits (TF 2.21, LiteRT, 1 thread, text-only `small` branch):
+- Fused `UNIDIRECTIONAL_SEQUENCE_LSTM`: int8 file 23 KB, but the int8 kernel is
+  slow (p50 0.44 ms). Unrolled over the 24 steps: 130 KB, p50 0.05 ms.
+- The fused op keeps its state in *variable* tensors that persist between
+  invocations; the interpreter must reset them before each example
+  (`TFLiteRunner` does; on Android call `resetVariableTensors()`), or every
+  example after the first starts from the previous one's state.
+- A masked LSTM (`mask_zero=True`) cannot be fused: it converts to a `WHILE`
+  loop, and int8 conversion of that loop crashed the process. tfmm replaces it
+  for export by `PrefixMaskedLSTM`: the fused LSTM over the whole sequence, then
+  the output at the last real token. This is exact when padding only comes at
+  the end (as `tfmm.data.TextTokenizer` produces), which `verify_tflite` confirms.
+"""
+
+import tensorflow as tf
+
+from tfmm._keras import hub_custom_objects, keras, tfmot, unwrap
+
+__all__ = ["PrefixMaskedLSTM", "RNN_LAYOUTS", "prepare_for_export"]
+
+RNN_LAYOUTS = ("fused", "unrolled")
+_RNN_CLASSES = ("LSTM", "GRU", "SimpleRNN")
+
+
+class PrefixMaskedLSTM(keras.layers.Layer):
+    """An LSTM for export: fused over all steps, read at the last unmasked step.
+
+    Equal to the masked Keras LSTM it replaces when each mask is a prefix (real
+    tokens first, padding after). Export-only: not meant for training.
+
+    Args:
+        lstm_config: `get_config()` of the LSTM to replace.
+        **kwargs: Layer arguments (name, dtype).
+
+    Example:
+        >>> layer = PrefixMaskedLSTM(lstm.get_config())  # doctest: +SKIP
+    """
+
+    def __init__(self, lstm_config, **kwargs):
+        super().__init__(**kwargs)
+        self.lstm_config = dict(lstm_config)
+        self.return_sequences = bool(lstm_config.get("return_sequences"))
+        inner = dict(lstm_config, return_sequences=True, unroll=False, name="fused")
+        self.lstm = keras.layers.LSTM.from_config(inner)
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        self.lstm.build(input_shape)
+        super().build(input_shape)
+
+    def call(self, inputs, mask=None):
+        sequence = self.lstm(inputs, mask=None)  # unmasked: the converter fuses this call
+        if mask is None:
+            return sequence if self.return_sequences else sequence[:, -1]
+        if self.return_sequences:
+            return sequence * tf.cast(mask, sequence.dtype)[..., None]
+        lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
+        last = tf.gather(sequence, tf.maximum(lengths - 1, 0), batch_dims=1)
+        return tf.where((lengths > 0)[:, None], last, tf.zeros_like(last))
+
+    def compute_mask(self, inputs, mask=None):
+        return mask if self.return_sequences else None
+
+    def get_config(self):
+        return {**super().get_config(), "lstm_config": self.lstm_config}
+
+
+def _rnn(layer):
+    """The RNN inside `layer` (or its Bidirectional forward layer), else None."""
+    inner = unwrap(layer)
+    owner = getattr(inner, "forward_layer", inner)
+    return owner if type(owner).__name__ in _RNN_CLASSES else None
+
+
+def _fusable(layer):
+    # Bidirectional / GRU have no fused int8 op; a QAT-wrapped LSTM keeps its wrapper.
+    return type(layer).__name__ == "LSTM"
+
+
+def _unroll(layer):
+    config = layer.get_config()
+    if isinstance(config.get("layer"), dict):  # Bidirectional
+        config["layer"]["config"]["unroll"] = True
+        if config.get("backward_layer"):
+            config["backward_layer"]["config"]["unroll"] = True
+    else:
+        config["unroll"] = True
+    return layer.__class__.from_config(config)
+
+
+def prepare_for_export(model, *, rnn_layout="fused"):
+    """Return the model to convert: pruning wrappers stripped, RNNs laid out.
+
+    Args:
+        model: A `tf_keras` model (plain, pruned or QAT).
+        rnn_layout: `"fused"`: LSTMs become one `UNIDIRECTIONAL_SEQUENCE_LSTM` op
+            (smallest file; masked LSTMs via `PrefixMaskedLSTM`), other RNNs are
+            unrolled. `"unrolled"`: every RNN is unrolled over its fixed sequence
+            length (larger file, much faster int8 on CPUs). Weights are the same.
+
+    Returns:
+        A model computing the same function (the same object when nothing changes).
+
+    Raises:
+        ValueError: Unknown `rnn_layout`.
+
+    Example:
+        >>> ready = tfmm.export.prepare_for_export(model, rnn_layout="unrolled")  # doctest: +SKIP
+    """
+    from tensorflow_model_optimization.python.core.sparsity.keras import pruning_wrapper
+
+    if rnn_layout not in RNN_LAYOUTS:
+        raise ValueError(f"`rnn_layout` must be one of {list(RNN_LAYOUTS)}. Received: {rnn_layout!r}")
+    if any(isinstance(l, pruning_wrapper.PruneLowMagnitude) for l in model.layers):
+        model = tfmot().sparsity.keras.strip_pruning(model)
+
+    def rewrite(layer):
+        rnn = _rnn(layer)
+        if rnn is None:
+            return None
+        if rnn_layout == "fused" and _fusable(layer):
+            return "fused"
+        return None if rnn.unroll else "unroll"
+
+    plan = {l.name: rewrite(l) for l in model.layers}
+    if not any(plan.values()):
+        return model
+
+    def clone(layer):
+        action = plan.get(layer.name)
+        if action == "unroll":
+            return _unroll(layer)
+        if action == "fused":
+            return PrefixMaskedLSTM(layer.get_config(), name=layer.name)
+        return layer.__class__.from_config(layer.get_config())
+
+    with tfmot().quantization.keras.quantize_scope(hub_custom_objects()):
+        rewritten = keras.models.clone_model(model, clone_function=clone)
+    rewritten.set_weights(model.get_weights())
+    return rewritten
