@@ -29,5 +29,9 @@ test: $(VENV)/.installed-dev
 test-quick: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -n 2 -m "not slow" $(ARGS)
 
+# Benchmarks (not run by CI): writes benchmarks/results/results.{md,json} and plots.
+bench: $(VENV)/.installed
+	$(BIN)/python benchmarks/run.py $(ARGS)
+
 clean:
 	rm -rf $(VENV) build *.egg-info tfmm-demo .pytest_cache

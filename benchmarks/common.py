@@ -34,7 +34,7 @@ def machine():
     }
 
 
-def train_default(epochs, *, modalities=("image", "text", "audio"), preset="small", seed=0):
+def train_default(epochs, *, modalities=("image", "text", "audio"), preset="small", seed=0, callbacks=()):
     """Train the preset on AV-digits; return `(model, data, seconds_per_epoch)`."""
     from tfmm._keras import keras
     from tfmm.data import av_digits_tokenizer, from_arrays, load_av_digits
@@ -46,7 +46,8 @@ def train_default(epochs, *, modalities=("image", "text", "audio"), preset="smal
     data = {split: load_av_digits(split, modalities=modalities) for split in ("train", "validation", "test")}
     model = compile_model(build_multimodal_model(config))
     start = time.perf_counter()
-    model.fit(from_arrays(*data["train"], batch_size=32, shuffle=True, seed=seed), epochs=epochs, verbose=0)
+    model.fit(from_arrays(*data["train"], batch_size=32, shuffle=True, seed=seed), epochs=epochs, verbose=0,
+              callbacks=list(callbacks))
     return model, data, (time.perf_counter() - start) / epochs
 
 

@@ -49,11 +49,92 @@ def test_quick_demo_trains_writes_files_and_prints_the_table(tmp_path):
     assert (out / "config.yaml").read_text().startswith("num_classes: 10")
     assert json.loads((out / "vocabulary.json").read_text())["sequence_length"] == 24
     variants = {v["mode"]: v for v in results["variants"]}
-    assert set(variants) == {"float32", "dynamic", "int8"}
-    for mode, v in variants.items():
-        assert os.path.getsize(out / f"model_{mode}.tflite") == v["size_bytes"]
+    assert set(variants) == {"float32", "dynamic", "prune+QAT int8"}
+    for v in variants.values():
+        assert os.path.getsize(v["path"]) == v["size_bytes"]
         assert f"{v['size_bytes']:,}" in proc.stdout
+        assert f"{v['test_accuracy']:.3f}" in proc.stdout
     assert variants["float32"]["agreement"] == 1.0
-    assert variants["int8"]["agreement"] >= 0.95
-    assert variants["int8"]["size_bytes"] < variants["float32"]["size_bytes"]
-    assert (out / "model_int8.labels.txt").read_text().split()[7] == "seven"
+    optimized = variants["prune+QAT int8"]
+    assert optimized["agreement"] >= 0.85
+    assert optimized["size_bytes"] < 0.5 * variants["float32"]["size_bytes"]
+    assert optimized["gzip_bytes"] < 0.2 * variants["float32"]["gzip_bytes"]  # 75% zeros compress
+    assert abs(results["optimization"]["quantize"]["sparsity"] - 0.75) <= 0.02
+    assert (out / "optimized_int8.labels.txt").read_text().split()[7] == "seven"
+    # The report: Markdown, self-contained HTML with plots, JSON with the table's numbers.
+    report = out / "report"
+    html = (report / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 3 and "prune+QAT int8" in html
+    assert "prune+QAT int8" in (report / "report.md").read_text()
+    table = {v["name"]: v for v in json.loads((report / "results.json").read_text())["variants"]}
+    assert table["prune+QAT int8"]["size_bytes"] == optimized["size_bytes"]
+    assert table["keras float"]["accuracy"] == results["test_accuracy"]
+
+
+@pytest.mark.slow
+def test_train_optimize_export_inspect_bench_chain(tmp_path):
+    proc = _tfmm("train", "--preset", "tiny", "--modalities", "image,text", "--epochs", "2",
+                 "--out", "m.keras", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    figures = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert 0.2 < figures["test_accuracy"] <= 1 and len(figures["history"]["accuracy"]) == 2
+    assert {p.name for p in tmp_path.iterdir()} >= {"m.keras", "m.yaml", "m.vocab.json"}
+    assert "text:" in (tmp_path / "m.yaml").read_text() and "audio: null" in (tmp_path / "m.yaml").read_text()
+
+    (tmp_path / "recipe.yaml").write_text("prune:\n  target_sparsity: 0.5\n  epochs: 1\nquantize:\n  epochs: 1\n")
+    proc = _tfmm("optimize", "--model", "m.keras", "--recipe", "recipe.yaml", "--out", "opt.h5", "--quiet",
+                 cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads((tmp_path / "opt-optimize-report" / "results.json").read_text())
+    assert abs(results["optimization"]["stages"]["prune"]["sparsity"] - 0.5) <= 0.02
+    assert (tmp_path / "opt-optimize-report" / "report.html").stat().st_size > 1000
+
+    proc = _tfmm("export", "--model", "opt.h5", "--out", "opt.tflite", "--runs", "20", "--quiet", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    exported = json.loads((tmp_path / "opt-export-report" / "results.json").read_text())
+    verification = exported["verification"]
+    assert verification["num_examples"] == 1000 and verification["agreement"] >= 0.8
+    assert exported["variants"][0]["size_bytes"] == (tmp_path / "opt.tflite").stat().st_size
+    assert (tmp_path / "opt.vocab.json").exists() and (tmp_path / "opt.labels.txt").exists()
+
+    proc = _tfmm("inspect", "opt.tflite", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert {t["name"]: t["dtype"] for t in summary["inputs"]} == {"image": "int8", "text": "int32"}
+    proc = _tfmm("bench", "opt.tflite", "--threads", "2", "--runs", "10", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    latency = json.loads(proc.stdout)
+    assert latency["num_threads"] == 2 and 0 < latency["p50_ms"] <= latency["p90_ms"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("argv, message", [
+    (["optimize", "--model", "missing.keras", "--out", "o.h5"], "No model at 'missing.keras'"),
+    (["optimize", "--model", "m.keras", "--out", "o.keras"], "must be saved as .h5"),
+    (["export", "--model", "m.keras", "--data", "nowhere.csv"], "No data at 'nowhere.csv'"),
+    (["export", "--model", "m.keras"], "'m.keras' is not a loadable Keras model"),
+    (["train", "--config", "bad.yaml"], "depth"),
+])
+def test_bad_inputs_exit_2_with_a_message(argv, message, tmp_path):
+    (tmp_path / "bad.yaml").write_text("num_classes: 10\nimage:\n  depth: 11\n")
+    (tmp_path / "m.keras").write_text("placeholder")
+    proc = _tfmm(*argv, cwd=tmp_path)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_usage_errors_of_the_verbs(capsys):
+    for argv in (["export"], ["export", "--model", "m.keras", "--max-accuracy-drop", "2"],
+                 ["bench", "m.tflite", "--threads", "0"], ["train", "--preset", "huge"]):
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        assert info.value.code == 2, argv
+        assert "usage: tfmm" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_inspect_of_a_corrupt_file_exits_1(tmp_path):
+    (tmp_path / "bad.tflite").write_bytes(b"not a model" * 20)
+    proc = _tfmm("inspect", "bad.tflite", cwd=tmp_path)
+    assert proc.returncode == 1 and "not a readable TFLite model" in proc.stderr

@@ -29,8 +29,8 @@ EXPECTED = {
         "gzip_size", "inspect_tflite", "prepare_for_export", "verify_tflite",
     ],
     "tfmm.data": [
-        "AVDigitsInfo", "DataWarning", "INPUT_DTYPES", "ManifestData", "TextTokenizer",
-        "as_arrays", "av_digits_tokenizer", "from_arrays", "from_manifest", "input_specs", "load_av_digits",
+        "AVDigitsInfo", "DataSplits", "DataWarning", "INPUT_DTYPES", "ManifestData", "TextTokenizer",
+        "as_arrays", "av_digits_tokenizer", "from_arrays", "from_manifest", "input_specs", "load_av_digits", "load_splits",
         "make_synthetic", "read_manifest", "representative_dataset", "validate_arrays",
     ],
 }

@@ -53,11 +53,11 @@ def _cmd_demo(args):
 def _variants_table(variants, keras_accuracy):
     """One line per exported file: accuracy, agreement, sizes, latency (medians, one run)."""
     float32 = next(v for v in variants if v["mode"] == "float32")
-    header = f"  {'variant':<10} {'accuracy':>9} {'agreement':>10} {'size':>10} {'gzip':>10} {'p50 ms':>8} {'vs f32':>7}"
-    lines = [header, f"  {'keras':<10} {keras_accuracy:>9.3f} {'':>10} {'':>10} {'':>10} {'':>8} {'':>7}"]
+    header = f"  {'variant':<16} {'accuracy':>9} {'agreement':>10} {'size':>10} {'gzip':>10} {'p50 ms':>8} {'vs f32':>7}"
+    lines = [header, f"  {'keras':<16} {keras_accuracy:>9.3f} {'':>10} {'':>10} {'':>10} {'':>8} {'':>7}"]
     for v in variants:
         lines.append(
-            f"  {v['mode']:<10} {v['test_accuracy']:>9.3f} {v['agreement']:>10.3f} "
+            f"  {v['mode']:<16} {v['test_accuracy']:>9.3f} {v['agreement']:>10.3f} "
             f"{v['size_bytes']:>10,} {v['gzip_bytes']:>10,} {v['p50_ms']:>8.3f} "
             f"{v['p50_ms'] / float32['p50_ms']:>6.2f}x"
         )
@@ -85,17 +85,93 @@ def _build_parser():
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     demo.add_argument("--quiet", action="store_true", help="no progress output")
     demo.set_defaults(func=_cmd_demo)
+
+    from tfmm import commands
+    from tfmm._choices import MODES, PREFERENCES, RNN_LAYOUTS
+
+    def data_options(p):
+        p.add_argument("--data", default="av-digits",
+                       help="'av-digits' (bundled, default) or a labelled CSV / JSONL manifest")
+        p.add_argument("--validation-data", help="manifest of the validation split (default: 10%% of --data)")
+        p.add_argument("--test-data", help="manifest of the test split (default: another 10%% of --data)")
+        p.add_argument("--sample-rate", type=_positive_int, default=8000, help="audio rate of manifests")
+        p.add_argument("--quiet", action="store_true", help="no progress output")
+
+    train = sub.add_parser("train", help="build a model from a YAML config (or preset) and train it")
+    source = train.add_mutually_exclusive_group()
+    source.add_argument("--config", help="YAML file mapping to tfmm.models.MultimodalConfig")
+    source.add_argument("--preset", default="small", choices=("tiny", "small", "base"),
+                        help="named config when --config is not given (default: small)")
+    data_options(train)
+    train.add_argument("--modalities", help="comma-separated subset of image,text,audio (presets only)")
+    train.add_argument("--epochs", type=_positive_int, default=10, help="training epochs (default: 10)")
+    train.add_argument("--batch-size", type=_positive_int, default=32)
+    train.add_argument("--learning-rate", type=_positive_float, default=1e-3)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--out", default="model.keras", help="where the model goes (default: model.keras)")
+    train.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    train.set_defaults(func=commands.cmd_train)
+
+    optimize = sub.add_parser("optimize", help="prune + QAT (or any recipe) a trained model")
+    optimize.add_argument("--model", required=True, help="a .keras model from `tfmm train`")
+    optimize.add_argument("--recipe", help="YAML recipe (default: prune 75%% + sparsity-preserving QAT)")
+    data_options(optimize)
+    optimize.add_argument("--vocabulary", help="tokenizer JSON (default: <model>.vocab.json)")
+    optimize.add_argument("--epochs", type=_positive_int, help="override every stage's epochs")
+    optimize.add_argument("--seed", type=int, default=0)
+    optimize.add_argument("--out", default="optimized.h5",
+                          help="default: optimized.h5 (QAT models need .h5 with tf-keras 2.21)")
+    optimize.add_argument("--report", help="report folder (default: <out>-optimize-report)")
+    optimize.set_defaults(func=commands.cmd_optimize)
+
+    export = sub.add_parser("export", help="convert to TFLite, verify, time and report")
+    export.add_argument("--model", required=True, help="a .keras / .h5 model (float, pruned or QAT)")
+    export.add_argument("--quantization", default="int8", choices=MODES, help="default: int8")
+    data_options(export)
+    export.add_argument("--vocabulary", help="tokenizer JSON (default: <model>.vocab.json)")
+    export.add_argument("--prefer", default="size", choices=PREFERENCES,
+                        help="int8: 'latency' keeps float the ops that run faster in float here")
+    export.add_argument("--max-accuracy-drop", type=_fraction,
+                        help="int8: keep the worst tensors float until the loss is within this fraction")
+    export.add_argument("--rnn-layout", choices=RNN_LAYOUTS, help="fused or unrolled RNNs")
+    export.add_argument("--threads", type=_positive_int, default=1, help="benchmark threads")
+    export.add_argument("--runs", type=_positive_int, default=100, help="benchmark runs")
+    export.add_argument("--out", default="model.tflite", help="default: model.tflite")
+    export.add_argument("--report", help="report folder (default: <out>-export-report)")
+    export.set_defaults(func=commands.cmd_export)
+
+    inspect = sub.add_parser("inspect", help="what is inside a .tflite file (is it really int8?)")
+    inspect.add_argument("path", help="a .tflite file")
+    inspect.add_argument("--json", action="store_true")
+    inspect.set_defaults(func=commands.cmd_inspect)
+
+    bench = sub.add_parser("bench", help="latency of a .tflite file on this CPU")
+    bench.add_argument("path", help="a .tflite file")
+    bench.add_argument("--threads", type=_positive_int, default=1)
+    bench.add_argument("--runs", type=_positive_int, default=100)
+    bench.add_argument("--json", action="store_true")
+    bench.set_defaults(func=commands.cmd_bench)
     return parser
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def _number(convert, accept, expected):
+    """An argparse type: `convert` the text, then check it with `accept`."""
+
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return parse
+
+
+_positive_int = _number(int, lambda v: v > 0, "a positive integer")
+_positive_float = _number(float, lambda v: v > 0, "a positive number")
+_fraction = _number(float, lambda v: 0 <= v < 1, "a fraction in [0, 1) (0.01 = one point)")
 
 
 def main(argv=None):

@@ -12,11 +12,13 @@ from tfmm.data.arrays import INPUT_DTYPES, as_arrays, from_arrays, input_specs, 
 from tfmm.data.av_digits import AVDigitsInfo, av_digits_tokenizer, load_av_digits
 from tfmm.data.calibration import representative_dataset
 from tfmm.data.manifest import DataWarning, ManifestData, from_manifest, read_manifest
+from tfmm.data.sources import DataSplits, load_splits
 from tfmm.data.synthetic import make_synthetic
 from tfmm.data.text import TextTokenizer
 
 __all__ = [
     "AVDigitsInfo",
+    "DataSplits",
     "DataWarning",
     "INPUT_DTYPES",
     "ManifestData",
@@ -27,6 +29,7 @@ __all__ = [
     "from_manifest",
     "input_specs",
     "load_av_digits",
+    "load_splits",
     "make_synthetic",
     "read_manifest",
     "representative_dataset",

@@ -41,13 +41,13 @@ class TFLiteRunner:
         if not os.path.isfile(self.path):
             raise ExportError(f"No TFLite file at {self.path!r}.")
         try:
-            with native_stderr_captured():  # LiteRT logs the XNNPACK delegate at creation
+            with native_stderr_captured():  # LiteRT logs the XNNPACK delegate when it applies it
                 self.interpreter = _interpreter_class()(model_path=self.path, num_threads=num_threads)
+                self.interpreter.allocate_tensors()  # so that state variables can be reset
             signatures = self.interpreter.get_signature_list()
             if not signatures:
                 raise ValueError("the model has no signature")
             self.signature = signature or next(iter(signatures))
-            self.interpreter.allocate_tensors()  # so that state variables can be reset
             self.runner = self.interpreter.get_signature_runner(self.signature)
             self.input_details = self.runner.get_input_details()
             self.output_details = self.runner.get_output_details()

@@ -16,11 +16,11 @@ Measured on AV-digits (TF 2.21, LiteRT, 1 thread, text-only `small` branch):
 
 import tensorflow as tf
 
+from tfmm._choices import RNN_LAYOUTS
 from tfmm._keras import hub_custom_objects, keras, tfmot, unwrap
 
 __all__ = ["PrefixMaskedLSTM", "RNN_LAYOUTS", "prepare_for_export"]
 
-RNN_LAYOUTS = ("fused", "unrolled")
 _RNN_CLASSES = ("LSTM", "GRU", "SimpleRNN")
 
 

@@ -99,6 +99,7 @@ def optimize(
     metrics=None,
     optimizer="adam",
     steps_per_epoch=None,
+    callbacks=(),
     verbose=1,
 ):
     """Run a recipe (prune -> fine-tune -> strip -> QAT fine-tune) on a trained model.
@@ -118,6 +119,8 @@ def optimize(
             `learning_rate -> tf_keras optimizer`; each stage gets a fresh one at
             its own learning rate.
         steps_per_epoch: Batches per epoch, when the dataset cannot tell.
+        callbacks: Extra Keras callbacks for every fine-tuning `fit` (e.g. a
+            timer or early stopping); tfmm's own pruning / mask callbacks are added.
         verbose: Keras progress output (0, 1 or 2).
 
     Returns:
@@ -150,6 +153,7 @@ def optimize(
     train = _as_dataset(train_data, "train_data")
     validation = _as_dataset(validation_data, "validation_data")
     steps = _steps(train, steps_per_epoch)
+    extra_callbacks = list(callbacks)
     loss = loss or getattr(model, "loss", None) or keras.losses.SparseCategoricalCrossentropy()
     _optimizer(optimizer, 1e-3)  # fail on a bad optimizer before any training
 
@@ -167,7 +171,7 @@ def optimize(
         )
         _compile(pruned, recipe.learning_rate, loss, metrics, optimizer)
         fit = pruned.fit(train, validation_data=validation, epochs=recipe.prune.epochs,
-                         callbacks=callbacks, verbose=verbose)
+                         callbacks=callbacks + list(extra_callbacks), verbose=verbose)
         current = strip(pruned)
         _compile(current, recipe.learning_rate, loss, metrics, optimizer)
         sparsity = sparsity_report(current)
@@ -190,7 +194,7 @@ def optimize(
             _compile(qat, qconfig.learning_rate, loss, metrics, optimizer)
             callbacks = [SparsityMask()] if qconfig.preserve_sparsity else []
             fit = qat.fit(train, validation_data=validation, epochs=qconfig.epochs,
-                          callbacks=callbacks, verbose=verbose)
+                          callbacks=callbacks + list(extra_callbacks), verbose=verbose)
         current = qat
         history["quantize"] = fit.history
         sparsity = sparsity_report(current)

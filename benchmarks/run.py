@@ -1,0 +1,462 @@
+"""`make bench`: tfmm's figures side by side with raw TFMOT and the targets.
+
+Usage: python benchmarks/run.py [--epochs 10] [--qat-epochs 2] [--quick]
+
+Writes `benchmarks/results/results.json`, `results.md` and plots. Sections:
+variants of the default model (Keras float, float32, dynamic, float16, PTQ int8,
+int8 prefer=latency, QAT int8, prune 75% + PQAT int8), single-modality models
+(the per-branch breakdown), the raw TFMOT path on an image-only model and on the
+3-branch model, how cost grows with the presets, and pass / miss per target.
+These are benchmarks, not tests: the machine is noisy, so every ratio below is
+measured within one run.
+"""
+
+import argparse
+import os
+import tempfile
+import time
+import traceback
+
+import numpy as np
+from common import RESULTS, keras_accuracy, markdown_table, measure_file, train_default, write
+
+import tfmm  # noqa: F401
+
+
+class EpochTimer:
+    """Keras callback recording wall time per epoch (the first includes tracing)."""
+
+    def __new__(cls):
+        from tfmm._keras import keras
+
+        class _Timer(keras.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.times = []
+
+            def on_epoch_begin(self, epoch, logs=None):
+                self._start = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                self.times.append(time.perf_counter() - self._start)
+
+        return _Timer()
+
+
+def _steady(times):
+    """Epoch time without the tracing of the first epoch (when there are more)."""
+    return float(np.median(times[1:] if len(times) > 1 else times))
+
+
+def _datasets(data, seed=0):
+    from tfmm.data import from_arrays
+
+    return (from_arrays(*data["train"], batch_size=32, shuffle=True, seed=seed),
+            from_arrays(*data["validation"], batch_size=256))
+
+
+def _row(name, figures, base):
+    f = figures
+    return [
+        name, f"{f['accuracy'] * 100:.1f}", f"{f.get('agreement', 1.0) * 100:.1f}", f"{f['size_bytes']:,}",
+        f"{f['size_bytes'] / base['size_bytes']:.3f}", f"{f['gzip_bytes']:,}",
+        f"{f['gzip_bytes'] / base['gzip_bytes']:.3f}", f"{f['p50_ms_1t']:.3f}", f"{f['p90_ms_1t']:.3f}",
+        f"{f['p50_ms_2t']:.3f}", f"{f['p50_ms_1t'] / base['p50_ms_1t']:.2f}", f"{f.get('conversion_s', '')}",
+    ]
+
+
+VARIANT_COLUMNS = ["variant", "test acc %", "agrees %", "bytes", "x f32", "gzip bytes", "gzip x f32",
+                   "p50 ms 1t", "p90 ms 1t", "p50 ms 2t", "p50 x f32", "convert s"]
+
+
+def section_variants(args, tmp):
+    """The default model through every export and optimization variant."""
+    from tfmm._keras import keras
+    from tfmm.export import export_tflite
+    from tfmm.optimization import optimize
+
+    timer = EpochTimer()
+    model, data, _ = train_default(args.epochs, callbacks=[timer])
+    float_epoch = _steady(timer.times)
+    keras_acc = keras_accuracy(model, data["test"])
+    weights = model.get_weights()
+    calib = data["validation"][0]
+    out = {"keras_float_accuracy": keras_acc, "float_epoch_s": float_epoch, "files": {}, "epochs": {}}
+
+    def export(name, m, **options):
+        result = export_tflite(m, os.path.join(tmp, f"{len(out['files'])}.tflite"),
+                               representative_data=calib, **options)
+        out["files"][name] = measure_file(result, m, data["test"], threads=(1, 2))
+        print(name, out["files"][name], flush=True)
+
+    export("TFLite float32", model, quantization="float32")
+    export("dynamic range", model, quantization="dynamic")
+    export("float16", model, quantization="float16")
+    export("PTQ int8 (full integer)", model)
+    export("PTQ int8 prefer=latency", model, prefer="latency")
+    train, validation = _datasets(data)
+    for name, recipe in (("QAT int8", {"quantize": {"epochs": args.qat_epochs}}),
+                         ("prune 75% + PQAT int8", {"prune": {"target_sparsity": 0.75, "epochs": args.qat_epochs},
+                                                    "quantize": {"epochs": args.qat_epochs}})):
+        model.set_weights(weights)
+        keras.utils.set_random_seed(0)
+        timer = EpochTimer()
+        result = optimize(model, recipe, train, validation_data=validation, callbacks=[timer], verbose=0)
+        out["epochs"][name] = {"epoch_s": timer.times, "qat_epoch_s": _steady(timer.times[-args.qat_epochs:])}
+        export(name, result.model)
+        out["files"][name]["sparsity"] = result.report["stages"]["quantize"]["sparsity"]
+        out["files"][name]["keras_accuracy"] = keras_accuracy(result.model, data["test"])
+    return out
+
+
+def section_branches(args, tmp):
+    """Single-modality models: the fusion gain and the per-branch int8 / float32 latency."""
+    from tfmm.export import export_tflite
+
+    out = {}
+    for modality in ("image", "text", "audio"):
+        model, data, _ = train_default(args.epochs, modalities=(modality,))
+        row = {"keras_accuracy": keras_accuracy(model, data["test"])}
+        for mode in ("float32", "int8"):
+            result = export_tflite(model, os.path.join(tmp, f"{modality}_{mode}.tflite"), quantization=mode,
+                                   representative_data=data["validation"][0])
+            row[mode] = measure_file(result, model, data["test"], threads=(1,))
+        out[modality] = row
+        print(modality, row, flush=True)
+    return out
+
+
+_TELLING = ("Value passed", "not supported", "requires", "expected", "Please", "Unable")
+
+
+def _try(step, fn):
+    try:
+        value = fn()
+        return {"step": step, "ok": True, "result": value}
+    except Exception as e:  # recorded, not raised: a failing raw TFMOT step is a finding
+        lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+        telling = [l for l in lines if any(t in l for t in _TELLING)] or lines or [""]
+        message = telling[0].split("error: ")[-1][:300]
+        return {"step": step, "ok": False, "error": f"{type(e).__name__}: {message}"}
+
+
+def _convert_raw(model, calib, path):
+    """The documented converter path: from_keras_model + representative dataset, int8 I/O."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([calib[i : i + 1].astype(np.float32)] for i in range(100))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    with open(path, "wb") as f:
+        f.write(converter.convert())
+    return path
+
+
+def _raw_figures(path, model, test):
+    from tfmm.export import benchmark_tflite, inspect_tflite
+    from tfmm.export.interpreter import TFLiteRunner
+
+    features, labels = test
+    runner = TFLiteRunner(path)
+    name = next(iter(runner.input_details))
+    probs = runner.predict({name: features["image"]})
+    summary = inspect_tflite(path)
+    return {"accuracy": float(np.mean(probs.argmax(-1) == labels)),
+            "agreement": float(np.mean(probs.argmax(-1) == model.predict(features, verbose=0).argmax(-1))),
+            "size_bytes": summary.size_bytes, "gzip_bytes": summary.gzip_bytes,
+            "p50_ms_1t": benchmark_tflite(path, runs=300).p50_ms,
+            "p90_ms_1t": benchmark_tflite(path, runs=300).p90_ms,
+            "p50_ms_2t": benchmark_tflite(path, num_threads=2, runs=300).p50_ms}
+
+
+def section_raw_tfmot_image(args, tmp):
+    """Image-only model: TFMOT's documented QAT and prune -> PQAT paths vs tfmm, same run."""
+    from tfmm._keras import keras, tfmot
+    from tfmm.export import export_tflite
+    from tfmm.optimization import optimize
+
+    model, data, _ = train_default(args.epochs, modalities=("image",))
+    weights = model.get_weights()
+    x_train, y_train = data["train"]
+    calib = data["validation"][0]["image"]
+    q = tfmot().quantization.keras
+    sparsity = tfmot().sparsity.keras
+    out = {"keras_float_accuracy": keras_accuracy(model, data["test"])}
+
+    def fresh():
+        clone = keras.models.clone_model(model)
+        clone.set_weights(weights)
+        return clone
+
+    def raw_qat():
+        qat = q.quantize_model(fresh())
+        qat.compile(keras.optimizers.Adam(2e-4), "sparse_categorical_crossentropy", ["accuracy"])
+        qat.fit(x_train, y_train, batch_size=32, epochs=args.qat_epochs, verbose=0)
+        return _raw_figures(_convert_raw(qat, calib, os.path.join(tmp, "raw_qat.tflite")), qat, data["test"])
+
+    def raw_pqat():
+        steps = int(np.ceil(len(y_train) / 32)) * args.qat_epochs
+        pruned = sparsity.prune_low_magnitude(fresh(), pruning_schedule=sparsity.PolynomialDecay(
+            0.0, 0.75, 0, int(steps * 0.7), frequency=max(1, steps // 20)))
+        pruned.compile(keras.optimizers.Adam(5e-4), "sparse_categorical_crossentropy", ["accuracy"])
+        pruned.fit(x_train, y_train, batch_size=32, epochs=args.qat_epochs, verbose=0,
+                   callbacks=[sparsity.UpdatePruningStep()])
+        stripped = sparsity.strip_pruning(pruned)
+        annotated = q.quantize_annotate_model(stripped)
+        pqat = q.quantize_apply(annotated, tfmot().experimental.combine.Default8BitPrunePreserveQuantizeScheme())
+        pqat.compile(keras.optimizers.Adam(2e-4), "sparse_categorical_crossentropy", ["accuracy"])
+        pqat.fit(x_train, y_train, batch_size=32, epochs=args.qat_epochs, verbose=0)
+        figures = _raw_figures(_convert_raw(pqat, calib, os.path.join(tmp, "raw_pqat.tflite")), pqat, data["test"])
+        kernels = [w.numpy() for w in stripped.weights if w.name.endswith("kernel:0")]
+        figures["sparsity"] = float(np.mean(np.concatenate([k.ravel() for k in kernels]) == 0))
+        return figures
+
+    def raw_ptq():
+        return _raw_figures(_convert_raw(fresh(), calib, os.path.join(tmp, "raw_ptq.tflite")), model, data["test"])
+
+    out["raw"] = [_try("PTQ int8", raw_ptq), _try("QAT int8", raw_qat), _try("prune 75% + PQAT int8", raw_pqat)]
+    train, validation = _datasets(data)
+    tfmm_rows = {}
+    m = fresh()
+    result = export_tflite(m, os.path.join(tmp, "tfmm_ptq.tflite"), representative_data=data["validation"][0])
+    tfmm_rows["PTQ int8"] = measure_file(result, m, data["test"], threads=(1, 2))
+    for name, recipe in (("QAT int8", {"quantize": {"epochs": args.qat_epochs}}),
+                         ("prune 75% + PQAT int8", {"prune": {"target_sparsity": 0.75, "epochs": args.qat_epochs},
+                                                    "quantize": {"epochs": args.qat_epochs}})):
+        keras.utils.set_random_seed(0)
+        optimized = optimize(fresh(), recipe, train, validation_data=validation, verbose=0)
+        result = export_tflite(optimized.model, os.path.join(tmp, f"tfmm_{len(tfmm_rows)}.tflite"),
+                               representative_data=data["validation"][0])
+        tfmm_rows[name] = measure_file(result, optimized.model, data["test"], threads=(1, 2))
+        tfmm_rows[name]["sparsity"] = optimized.report["stages"]["quantize"]["sparsity"]
+    m = fresh()
+    result = export_tflite(m, os.path.join(tmp, "tfmm_f32.tflite"), quantization="float32")
+    tfmm_rows["float32"] = measure_file(result, m, data["test"], threads=(1, 2))
+    out["tfmm"] = tfmm_rows
+    print("raw image", out, flush=True)
+    return out
+
+
+def _raw_prune_sparsity(model):
+    from tfmm._keras import keras, tfmot
+    from tfmm.data import load_av_digits
+
+    x, y = load_av_digits("train")
+    x, y = {k: v[:1280] for k, v in x.items()}, y[:1280]  # 40 steps of 32
+    sparsity = tfmot().sparsity.keras
+    pruned = sparsity.prune_low_magnitude(
+        keras.models.clone_model(model), pruning_schedule=sparsity.PolynomialDecay(0.0, 0.7, 0, 40))
+    pruned.compile("adam", "sparse_categorical_crossentropy")
+    pruned.fit(x, y, batch_size=32, epochs=1, verbose=0, callbacks=[sparsity.UpdatePruningStep()])
+    kernels = [w.numpy() for w in sparsity.strip_pruning(pruned).weights if w.name.endswith("kernel:0")]
+    return round(float(np.mean(np.concatenate([k.ravel() for k in kernels]) == 0)), 4)
+
+
+def section_raw_tfmot_full(args, tmp):
+    """The 3-branch model: each documented TFMOT step as written, and whether it works."""
+    import tensorflow as tf
+
+    from tfmm._keras import tfmot
+    from tfmm.models import build_multimodal_model, get_preset
+
+    model = build_multimodal_model(get_preset("small", vocab_size=51))
+    q = tfmot().quantization.keras
+    sparsity = tfmot().sparsity.keras
+    steps = [
+        _try("quantize_model(model)", lambda: bool(q.quantize_model(model))),
+        _try("TFLiteConverter.from_keras_model(model).convert() (float)",
+             lambda: len(tf.lite.TFLiteConverter.from_keras_model(model).convert())),
+        _try("prune_low_magnitude(model), PolynomialDecay(0, 0.7, 0, 40), default frequency, fit 40 steps "
+             "-> sparsity", lambda: _raw_prune_sparsity(model)),
+        _try("quantize_apply(quantize_annotate_model(model))",
+             lambda: bool(q.quantize_apply(q.quantize_annotate_model(model)))),
+    ]
+    for s in steps:
+        print(s, flush=True)
+    return {"steps": steps, "tfmm": "tfmm runs each of these on the same model: see the variants section"}
+
+
+def section_cost(args, tmp):
+    """Presets tiny / small / base: parameters vs int8 size, latency, export and QAT epoch time."""
+    from tfmm._keras import keras
+    from tfmm.data import av_digits_tokenizer, from_arrays, load_av_digits
+    from tfmm.export import benchmark_tflite, export_tflite
+    from tfmm.models import build_multimodal_model, compile_model, get_preset
+    from tfmm.optimization import apply_qat, qat_scope
+
+    x, y = load_av_digits("train")
+    n = 640
+    x, y = {k: v[:n] for k, v in x.items()}, y[:n]
+    out = {}
+    for preset in ("tiny", "small", "base"):
+        keras.utils.set_random_seed(0)
+        model = compile_model(build_multimodal_model(get_preset(preset, vocab_size=av_digits_tokenizer().vocab_size)))
+        timer = EpochTimer()
+        model.fit(from_arrays(x, y, batch_size=32), epochs=2, verbose=0, callbacks=[timer])
+        float_epoch = timer.times[-1]
+        with qat_scope():
+            qat = compile_model(apply_qat(model), learning_rate=2e-4)
+            timer = EpochTimer()
+            qat.fit(from_arrays(x, y, batch_size=32), epochs=2, verbose=0, callbacks=[timer])
+        result = export_tflite(qat, os.path.join(tmp, f"{preset}.tflite"), representative_data=x)
+        out[preset] = {
+            "params": int(model.count_params()), "int8_bytes": result.size_bytes,
+            "int8_p50_ms": benchmark_tflite(result.path, runs=200).p50_ms,
+            "export_s": result.conversion_seconds, "float_epoch_s_640": float_epoch,
+            "qat_epoch_s_640": timer.times[-1],
+        }
+        print(preset, out[preset], flush=True)
+    return out
+
+
+SECTIONS = {
+    "variants": section_variants,
+    "branches": section_branches,
+    "raw_tfmot_image": section_raw_tfmot_image,
+    "raw_tfmot_full": section_raw_tfmot_full,
+    "cost": section_cost,
+}
+
+
+def _targets(results):
+    v = results.get("variants")
+    if not v:
+        return []
+    files = v["files"]
+    f32 = files["TFLite float32"]
+    int8 = files["PTQ int8 (full integer)"]
+    best_int8_acc = max(files[k]["accuracy"] for k in ("PTQ int8 (full integer)", "QAT int8"))
+    pq = files["prune 75% + PQAT int8"]
+    latency = files["PTQ int8 prefer=latency"]
+    qat_ratio = v["epochs"]["QAT int8"]["qat_epoch_s"] / v["float_epoch_s"]
+    rows = [
+        ("int8 accuracy >= Keras float - 1.0 pt (goal -0.5)",
+         f"{(best_int8_acc - v['keras_float_accuracy']) * 100:+.2f} pt", best_int8_acc >= v["keras_float_accuracy"] - 0.01),
+        ("int8 file <= 0.27x float32", f"{int8['size_bytes'] / f32['size_bytes']:.3f}x",
+         int8["size_bytes"] <= 0.27 * f32["size_bytes"]),
+        ("prune 75% + int8 gzip <= 0.10x float32 gzip", f"{pq['gzip_bytes'] / f32['gzip_bytes']:.3f}x",
+         pq["gzip_bytes"] <= 0.10 * f32["gzip_bytes"]),
+        ("latency-aware int8 p50 <= 0.5x float32 (1 thread)",
+         f"{latency['p50_ms_1t'] / f32['p50_ms_1t']:.2f}x (full integer: {int8['p50_ms_1t'] / f32['p50_ms_1t']:.2f}x)",
+         latency["p50_ms_1t"] <= 0.5 * f32["p50_ms_1t"]),
+        ("QAT epoch <= 1.5x float epoch", f"{qat_ratio:.2f}x", qat_ratio <= 1.5),
+    ]
+    raw = results.get("raw_tfmot_image")
+    if raw:
+        ok = True
+        for r in raw["raw"]:
+            if r["ok"]:
+                mine = raw["tfmm"][r["step"]]
+                ok &= mine["accuracy"] >= r["result"]["accuracy"] - 0.005
+        rows.append(("tfmm >= raw TFMOT where TFMOT works (accuracy, image-only)", "see table", ok))
+    return [{"target": t, "measured": m, "pass": bool(p)} for t, m, p in rows]
+
+
+def _report(results):
+    parts = []
+    v = results.get("variants")
+    if v:
+        base = v["files"]["TFLite float32"]
+        rows = [["Keras float", f"{v['keras_float_accuracy'] * 100:.1f}"] + [""] * (len(VARIANT_COLUMNS) - 2)]
+        rows += [_row(name, f, base) for name, f in v["files"].items()]
+        epochs = ", ".join(f"{k}: {e['qat_epoch_s'] / v['float_epoch_s']:.2f}x" for k, e in v["epochs"].items())
+        parts += ["## Default model (small preset, AV-digits test split)", "",
+                  markdown_table(VARIANT_COLUMNS, rows), "",
+                  f"Fine-tuning epoch time relative to a float training epoch ({v['float_epoch_s']:.1f} s): {epochs}.", ""]
+    b = results.get("branches")
+    if b:
+        rows = [[m, f"{r['keras_accuracy'] * 100:.1f}", f"{r['int8']['accuracy'] * 100:.1f}",
+                 f"{r['float32']['size_bytes']:,}", f"{r['int8']['size_bytes']:,}",
+                 f"{r['float32']['p50_ms_1t']:.3f}", f"{r['int8']['p50_ms_1t']:.3f}",
+                 f"{r['int8']['p50_ms_1t'] / r['float32']['p50_ms_1t']:.2f}"] for m, r in b.items()]
+        parts += ["## Single-modality models (per-branch breakdown)", "",
+                  markdown_table(["branch", "Keras acc %", "int8 acc %", "f32 bytes", "int8 bytes", "f32 p50 ms",
+                                  "int8 p50 ms", "int8 x f32 p50"], rows), ""]
+    r = results.get("raw_tfmot_image")
+    if r:
+        rows = []
+        for step in r["raw"]:
+            mine = r["tfmm"][step["step"]]
+            theirs = step.get("result") or {}
+            rows.append([step["step"], f"{theirs['accuracy'] * 100:.1f}" if step["ok"] else "fails",
+                         f"{mine['accuracy'] * 100:.1f}", f"{theirs.get('size_bytes', 0):,}" if step["ok"] else "-",
+                         f"{mine['size_bytes']:,}", f"{theirs.get('gzip_bytes', 0):,}" if step["ok"] else "-",
+                         f"{mine['gzip_bytes']:,}", f"{theirs['p50_ms_1t']:.3f}" if step["ok"] else "-",
+                         f"{mine['p50_ms_1t']:.3f}", step.get("error", "")])
+        parts += ["## Image-only model: raw TFMOT documented path vs tfmm (same run)", "",
+                  f"Keras float accuracy {r['keras_float_accuracy'] * 100:.1f}%; tfmm float32 file "
+                  f"{r['tfmm']['float32']['size_bytes']:,} bytes, p50 {r['tfmm']['float32']['p50_ms_1t']:.3f} ms.", "",
+                  markdown_table(["step", "TFMOT acc %", "tfmm acc %", "TFMOT bytes", "tfmm bytes", "TFMOT gzip",
+                                  "tfmm gzip", "TFMOT p50 ms", "tfmm p50 ms", "TFMOT error"], rows), ""]
+    f = results.get("raw_tfmot_full")
+    if f:
+        rows = [[s["step"], f"runs ({s['result']})" if s["ok"] else "fails", s.get("error", "")] for s in f["steps"]]
+        parts += ["## 3-branch model: each documented TFMOT step as written", "",
+                  markdown_table(["step", "raw TFMOT", "error"], rows), "",
+                  "tfmm runs the same steps on this model (the variants table above).", ""]
+    c = results.get("cost")
+    if c:
+        rows = [[p, f"{r['params']:,}", f"{r['int8_bytes']:,}", f"{r['int8_p50_ms']:.3f}", f"{r['export_s']}",
+                 f"{r['qat_epoch_s_640'] / r['float_epoch_s_640']:.2f}"] for p, r in c.items()]
+        parts += ["## How cost grows (presets)", "",
+                  markdown_table(["preset", "params", "int8 bytes", "int8 p50 ms", "export s",
+                                  "QAT / float epoch"], rows), "", "![cost](cost.png)", ""]
+    t = results.get("targets")
+    if t:
+        parts += ["## Targets", "", markdown_table(["target", "measured", "result"],
+                                                   [[x["target"], x["measured"], "pass" if x["pass"] else "MISS"]
+                                                    for x in t]), ""]
+    return "\n".join(parts)
+
+
+def _plot_cost(cost):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    params = [r["params"] for r in cost.values()]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key, label in (("int8_bytes", "int8 bytes"), ("int8_p50_ms", "int8 p50 ms x 1e5")):
+        values = [r[key] * (1e5 if key == "int8_p50_ms" else 1) for r in cost.values()]
+        ax.loglog(params, values, marker="o", label=label)
+    for name, p in zip(cost, params):
+        ax.annotate(name, (p, cost[name]["int8_bytes"]))
+    ax.set(xlabel="parameters", title="cost vs model size (log-log)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(os.path.join(RESULTS, "cost.png"), dpi=90)
+    plt.close(fig)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--qat-epochs", type=int, default=2)
+    parser.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset")
+    parser.add_argument("--quick", action="store_true", help="2 epochs, 1 QAT epoch: a smoke run")
+    args = parser.parse_args()
+    if args.quick:
+        args.epochs, args.qat_epochs = 2, 1
+    results = {"epochs": args.epochs, "qat_epochs": args.qat_epochs}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.sections.split(","):
+            start = time.perf_counter()
+            try:
+                results[name] = SECTIONS[name](args, tmp)
+            except Exception:
+                results[name + "_error"] = traceback.format_exc()
+                print(traceback.format_exc(), flush=True)
+            print(f"== {name}: {time.perf_counter() - start:.0f} s", flush=True)
+    results["targets"] = _targets(results)
+    os.makedirs(RESULTS, exist_ok=True)
+    if results.get("cost"):
+        _plot_cost(results["cost"])
+    print(write("results", results, _report(results)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,287 @@
+"""What each `tfmm` verb does; `tfmm.cli` parses arguments and maps errors to exit codes.
+
+Every verb takes parsed arguments and returns an exit code; bad input raises
+`ConfigError` / `DataError` (exit 2), other tfmm failures `TfmmError` (exit 1).
+"""
+
+import json
+import os
+import time
+import warnings
+
+__all__ = ["cmd_train", "cmd_optimize", "cmd_export", "cmd_inspect", "cmd_bench", "load_any_model"]
+
+DEFAULT_RECIPE = {"prune": {"target_sparsity": 0.75, "epochs": 2}, "quantize": {"epochs": 2}}
+
+
+def _say(args, *lines):
+    if not getattr(args, "quiet", False):
+        for line in lines:
+            print(line, flush=True)
+
+
+def load_any_model(path):
+    """Load a float, pruned or QAT model saved by tfmm (`.keras`, or `.h5` for QAT).
+
+    Args:
+        path: A `.keras` or `.h5` file.
+
+    Returns:
+        The `tf_keras.Model`.
+
+    Raises:
+        ConfigError: The file does not exist or is not a `.keras` model.
+
+    Example:
+        >>> model = load_any_model("optimized.keras")  # doctest: +SKIP
+    """
+    from tfmm.errors import ConfigError
+    from tfmm.models import load_model
+    from tfmm.optimization import qat_scope
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ConfigError(f"No model at {path!r}. Pass a .keras / .h5 file written by `tfmm train` or `tfmm optimize`.")
+    try:
+        with qat_scope():
+            return load_model(path)
+    except (ValueError, OSError, KeyError) as e:
+        raise ConfigError(f"{path!r} is not a loadable Keras model ({str(e).splitlines()[0][:200]}).") from None
+
+
+def _save_model(model, path):
+    """Save atomically: a temp `.keras` next to the target, then rename."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{os.path.basename(path)}")
+    try:
+        with warnings.catch_warnings():  # .h5 is "legacy" to Keras, but QAT models need it
+            warnings.filterwarnings("ignore", message=".*HDF5 file.*")
+            model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def _stem(path):
+    return os.path.splitext(os.fspath(path))[0]
+
+
+def _vocabulary_for(model_path, explicit):
+    """The tokenizer saved next to a model (`<stem>.vocab.json`), or the one given."""
+    from tfmm.data import TextTokenizer
+
+    for candidate in (explicit, _stem(model_path) + ".vocab.json"):
+        if candidate and os.path.isfile(candidate):
+            return TextTokenizer.load(candidate)
+    return None
+
+
+def _check_data(args):
+    """Fail on a missing data file before any slow work (model loading, training)."""
+    from tfmm.data.sources import BUNDLED
+    from tfmm.errors import DataError
+
+    for flag, path in (("--data", args.data), ("--validation-data", getattr(args, "validation_data", None)),
+                       ("--test-data", getattr(args, "test_data", None))):
+        if path and path != BUNDLED and not os.path.exists(path):
+            raise DataError(f"No data at {path!r} ({flag}): pass 'av-digits' or the path of a CSV / JSONL manifest.")
+
+
+def _splits_for(args, model=None, *, tokenizer=None):
+    """Load `--data` shaped for `model` (its inputs decide modalities and sizes)."""
+    from tfmm.data import load_splits
+
+    options = {}
+    if model is not None:
+        shapes = {t.name.split(":")[0]: tuple(t.shape[1:]) for t in model.inputs}
+        options["modalities"] = tuple(shapes)
+        if "image" in shapes:
+            options["image_shape"] = shapes["image"]
+        if "audio" in shapes:
+            options["audio_samples"] = shapes["audio"][0]
+        if "text" in shapes:
+            options["sequence_length"] = shapes["text"][0]
+    elif getattr(args, "modalities", None):
+        options["modalities"] = tuple(args.modalities.split(","))
+    return load_splits(args.data, validation=getattr(args, "validation_data", None),
+                       test=getattr(args, "test_data", None), tokenizer=tokenizer,
+                       sample_rate=getattr(args, "sample_rate", 8000), **options)
+
+
+def _accuracy(model, data):
+    import numpy as np
+
+    features, labels = data
+    return float(np.mean(model.predict(features, batch_size=256, verbose=0).argmax(-1) == labels))
+
+
+def cmd_train(args):
+    """`tfmm train`: build a model from a YAML config (or a preset) and fit it."""
+    from tfmm._keras import keras
+    from tfmm.data import from_arrays
+    from tfmm.errors import ConfigError
+    from tfmm.models import MultimodalConfig, build_multimodal_model, compile_model, get_preset
+
+    _check_data(args)
+    keras.utils.set_random_seed(args.seed)
+    splits = _splits_for(args)
+    modalities = tuple(splits.train[0])
+    if args.config:
+        config = MultimodalConfig.from_yaml(args.config)
+        missing = sorted(set(config.modalities) - set(modalities))
+        if missing:
+            raise ConfigError(f"{args.config!r} has branches {missing} that the data {args.data!r} lacks.")
+    else:
+        kwargs = {"modalities": modalities}
+        if splits.tokenizer is not None:
+            kwargs["vocab_size"] = splits.tokenizer.vocab_size
+        config = get_preset(args.preset, **kwargs)
+    if config.text is not None and splits.tokenizer is not None and config.text.vocab_size < splits.tokenizer.vocab_size:
+        raise ConfigError(
+            f"text.vocab_size={config.text.vocab_size} is smaller than the data's vocabulary "
+            f"({splits.tokenizer.vocab_size} ids); raise it in {args.config!r}."
+        )
+    model = compile_model(build_multimodal_model(config), learning_rate=args.learning_rate)
+    start = time.perf_counter()
+    history = model.fit(
+        from_arrays(*splits.train, batch_size=args.batch_size, shuffle=True, seed=args.seed),
+        validation_data=from_arrays(*splits.validation, batch_size=256),
+        epochs=args.epochs, verbose=0 if args.quiet else 2,
+    )
+    seconds = time.perf_counter() - start
+    accuracy = _accuracy(model, splits.test)
+    _save_model(model, args.out)
+    config.to_yaml(_stem(args.out) + ".yaml")
+    if splits.tokenizer is not None:
+        splits.tokenizer.save(_stem(args.out) + ".vocab.json")
+    _say(args, f"\ntrained {model.name}: {model.count_params():,} parameters, {args.epochs} epochs in {seconds:.0f} s",
+         f"test accuracy {accuracy:.3f} on {len(splits.test[1])} examples ({splits.name})",
+         f"model written to {os.path.abspath(args.out)} (+ .yaml config"
+         + (", .vocab.json)" if splits.tokenizer is not None else ")"))
+    if args.json:
+        print(json.dumps({"test_accuracy": accuracy, "params": model.count_params(), "seconds": round(seconds, 1),
+                          "history": {k: [float(x) for x in v] for k, v in history.history.items()}}))
+    return 0
+
+
+def cmd_optimize(args):
+    """`tfmm optimize`: run a recipe (default: prune 75% + sparsity-preserving QAT)."""
+    from tfmm.data import from_arrays
+    from tfmm.errors import ConfigError
+    from tfmm.optimization import Recipe, optimize
+    from tfmm.report import write_report
+
+    recipe = Recipe.from_yaml(args.recipe) if args.recipe else Recipe.from_dict(DEFAULT_RECIPE)
+    if recipe.quantize is not None and not args.out.endswith(".h5"):
+        raise ConfigError(
+            f"--out {args.out!r}: a QAT model must be saved as .h5 (with tf-keras 2.21 its "
+            "quantize layers do not load back from .keras). Use e.g. --out optimized.h5."
+        )
+    _check_data(args)
+    model = load_any_model(args.model)
+    splits = _splits_for(args, model, tokenizer=_vocabulary_for(args.model, args.vocabulary))
+    before = _accuracy(model, splits.test)
+    start = time.perf_counter()
+    result = optimize(
+        model, recipe, from_arrays(*splits.train, batch_size=32, shuffle=True, seed=args.seed),
+        validation_data=from_arrays(*splits.validation, batch_size=256), epochs=args.epochs,
+        verbose=0 if args.quiet else 2,
+    )
+    seconds = time.perf_counter() - start
+    after = _accuracy(result.model, splits.test)
+    _save_model(result.model, args.out)
+    if splits.tokenizer is not None:
+        splits.tokenizer.save(_stem(args.out) + ".vocab.json")
+    stages = result.report["stages"]
+    last = stages.get("quantize") or stages.get("prune") or {}
+    sparsity = (stages.get("prune") or {}).get("layer_sparsity")
+    report_dir = args.report or _stem(args.out) + "-optimize-report"
+    facts = {
+        "model": os.path.abspath(args.model), "data": splits.name, "recipe": json.dumps(recipe.to_dict()),
+        "test accuracy before": f"{before:.4f}", "test accuracy after": f"{after:.4f}",
+        "sparsity": f"{last.get('sparsity', 0.0):.4f}", "wall time": f"{seconds:.0f} s",
+        "layers left float": ", ".join(f["layer"] for f in last.get("float_layers", [])) or "none",
+    }
+    html = write_report(report_dir, title="tfmm optimize", facts=facts,
+                        variants=[{"name": "float", "accuracy": before}, {"name": "optimized", "accuracy": after}],
+                        sparsity=sparsity, history=result.history, extra={"optimization": result.report})
+    _say(args, "", *(f"  {k:<22} {v}" for k, v in facts.items()),
+         f"\noptimized model written to {os.path.abspath(args.out)}; report: {os.path.abspath(html)}")
+    return 0
+
+
+def cmd_export(args):
+    """`tfmm export`: convert, verify on the test split, time and report."""
+    from tfmm.export import benchmark_tflite, export_tflite, verify_tflite
+    from tfmm.report import write_report
+
+    _check_data(args)
+    model = load_any_model(args.model)
+    tokenizer = _vocabulary_for(args.model, args.vocabulary)
+    splits = _splits_for(args, model, tokenizer=tokenizer)
+    validation = splits.validation if args.max_accuracy_drop is not None else None
+    result = export_tflite(
+        model, args.out, quantization=args.quantization, representative_data=splits.validation[0],
+        prefer=args.prefer, max_accuracy_drop=args.max_accuracy_drop, validation_data=validation,
+        rnn_layout=args.rnn_layout, tokenizer=splits.tokenizer, class_names=splits.class_names,
+        verbose=0 if args.quiet else 1,
+    )
+    report = verify_tflite(result.path, splits.test, reference_model=model, progress=not args.quiet)
+    latency = benchmark_tflite(result.path, num_threads=args.threads, runs=args.runs)
+    variant = {
+        "name": args.quantization, "accuracy": report.accuracy, "agreement": report.agreement,
+        "size_bytes": result.size_bytes, "gzip_bytes": result.gzip_bytes, "p50_ms": latency.p50_ms,
+    }
+    facts = {
+        "model": os.path.abspath(args.model), "file": os.path.abspath(result.path), "data": splits.name,
+        "Keras test accuracy": f"{report.reference_accuracy:.4f}",
+        "inputs": ", ".join(f"{t.name} {t.dtype}{list(t.shape)}" for t in result.summary.inputs),
+        "float ops": json.dumps(result.float_ops) if result.float_ops else "none (fully integer)",
+        "kept float": ", ".join(result.selection.kept_float) if result.selection else "-",
+        "conversion": f"{result.conversion_seconds} s",
+    }
+    report_dir = args.report or _stem(args.out) + "-export-report"
+    html = write_report(report_dir, title="tfmm export", facts=facts, variants=[variant],
+                        extra={"export": result.to_dict(), "verification": report.to_dict(),
+                               "latency": latency.to_dict()})
+    _say(args, "", *(f"  {k:<20} {v}" for k, v in facts.items()),
+         f"  {'test accuracy':<20} {report.accuracy:.4f} (agrees with Keras on {report.agreement:.1%})",
+         f"  {'size':<20} {result.size_bytes:,} bytes ({result.gzip_bytes:,} gzipped)",
+         f"  {'latency':<20} p50 {latency.p50_ms:.3f} ms, p90 {latency.p90_ms:.3f} ms ({args.threads} thread(s))",
+         f"\nwritten: {os.path.abspath(result.path)}" + "".join(f", {f}" for f in result.side_files),
+         f"report: {os.path.abspath(html)}")
+    return 0
+
+
+def cmd_inspect(args):
+    """`tfmm inspect`: signature tensors, op histogram, float ops, sizes."""
+    from tfmm.export import inspect_tflite
+
+    summary = inspect_tflite(args.path)
+    if args.json:
+        print(json.dumps(summary.to_dict(), indent=2, default=str))
+        return 0
+    print(f"{summary.path}: {summary.size_bytes:,} bytes ({summary.gzip_bytes:,} gzipped)")
+    for kind, tensors in (("input", summary.inputs), ("output", summary.outputs)):
+        for t in tensors:
+            quant = f" scale={t.scale:.6g} zero_point={t.zero_point}" if t.scale else ""
+            print(f"  {kind:<6} {t.name:<12} {t.dtype:<8} {list(t.shape)}{quant}")
+    print("  ops    " + ", ".join(f"{k} x{v}" for k, v in summary.op_histogram.items()))
+    print("  float  " + (", ".join(f"{k} x{v}" for k, v in summary.float_ops.items()) or "none: fully integer"))
+    return 0
+
+
+def cmd_bench(args):
+    """`tfmm bench`: p50 / p90 / mean latency at the given thread count."""
+    from tfmm.export import benchmark_tflite
+
+    report = benchmark_tflite(args.path, num_threads=args.threads, runs=args.runs)
+    if args.json:
+        print(json.dumps(report.to_dict()))
+    else:
+        print(f"{args.path}: p50 {report.p50_ms:.3f} ms, p90 {report.p90_ms:.3f} ms, "
+              f"mean {report.mean_ms:.3f} ms ({report.runs} runs, {report.num_threads} thread(s))")
+    return 0
