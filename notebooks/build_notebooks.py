@@ -138,7 +138,7 @@ NB3 = [
     new_code_cell('''from tfmm.export import benchmark_tflite, export_tflite, inspect_tflite, verify_tflite
 from tfmm.data.av_digits import CLASS_NAMES
 files = {}
-for mode in ("float32", "dynamic", "int8"):
+for mode in ("float32", "int8") if QUICK else ("float32", "dynamic", "float16", "int8"):
     path = os.path.join(WORK, f"model_{mode}.tflite")
     files[mode] = export_tflite(model, path, quantization=mode, representative_data=x_val,
                                 tokenizer=tokenizer if mode == "int8" else None,

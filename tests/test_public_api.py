@@ -8,7 +8,7 @@ EXPECTED = {
         "AudioBranchConfig", "FusionConfig", "ImageBranchConfig", "LogMelSpectrogram",
         "MultimodalConfig", "TextBranchConfig", "apply_audio_branch", "apply_fusion",
         "apply_head", "apply_image_branch", "apply_text_branch", "build_multimodal_model",
-        "compile_model", "default_loss", "default_metrics", "get_preset", "list_presets",
+        "compile_model", "default_loss", "default_metrics", "get_preset", "list_presets", "student_config",
         "load_model", "model_inputs",
     ],
     "tfmm.errors": [
@@ -16,9 +16,9 @@ EXPECTED = {
         "UnsupportedLayerError",
     ],
     "tfmm.optimization": [
-        "LayerPolicy", "OptimizationResult", "PruningConfig", "QuantizationConfig", "Recipe",
+        "DistillationConfig", "Distiller", "LayerPolicy", "OptimizationResult", "PruningConfig", "QuantizationConfig", "Recipe",
         "SparsityMask", "SparsityPreservingWeightsQuantizer", "TfmmQuantizeScheme",
-        "WeightsQuantizeConfig", "apply_pruning", "apply_qat", "get_layer_policy", "optimize",
+        "WeightsQuantizeConfig", "apply_pruning", "apply_qat", "distill", "get_layer_policy", "optimize",
         "pruning_schedule_steps", "qat_scope", "quantization_plan", "quantize_custom_objects",
         "register_layer_policy", "sparsity_report", "strip",
     ],

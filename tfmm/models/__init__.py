@@ -19,7 +19,7 @@ from tfmm.models.fusion import apply_fusion
 from tfmm.models.heads import apply_head, default_loss, default_metrics
 from tfmm.models.image_branch import apply_image_branch
 from tfmm.models.layers import LogMelSpectrogram
-from tfmm.models.presets import get_preset, list_presets
+from tfmm.models.presets import get_preset, list_presets, student_config
 from tfmm.models.text_branch import apply_text_branch
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "default_metrics",
     "get_preset",
     "list_presets",
+    "student_config",
     "load_model",
     "model_inputs",
 ]

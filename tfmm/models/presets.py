@@ -16,7 +16,7 @@ from tfmm.models.configs import (
     TextBranchConfig,
 )
 
-__all__ = ["get_preset", "list_presets", "DEFAULT_SHAPES"]
+__all__ = ["get_preset", "list_presets", "student_config", "DEFAULT_SHAPES"]
 
 DEFAULT_SHAPES = {
     "image_shape": (28, 28, 1),
@@ -143,3 +143,66 @@ def with_overrides(config, **changes):
         >>> cfg = with_overrides(tfmm.models.get_preset("tiny"), num_classes=3)
     """
     return dataclasses.replace(config, **changes)
+
+
+_SMALLER_DEPTH = {50: 34, 34: 18, 18: 10, 10: 10}
+
+
+def _scale(value, width, minimum=4):
+    return max(minimum, int(round(value * width)))
+
+
+def student_config(teacher, *, width=0.5, shallower=True, per_branch=None, name=None):
+    """Derive a smaller student config from a teacher config, for distillation.
+
+    Widths (ResNet base width, embedding and LSTM units, Conv1D filters, fusion
+    projection) are multiplied by `width`; `shallower` also steps the ResNet
+    depth down (50 -> 34 -> 18 -> 10). Input shapes, vocabulary, classes and
+    fusion mode stay the teacher's so both models read the same data.
+
+    Args:
+        teacher: The teacher's `MultimodalConfig`.
+        width: Width multiplier in (0, 1].
+        shallower: Also use a shallower ResNet.
+        per_branch: Optional `{"image": w, "text": w, "audio": w, "fusion": w}`
+            overriding `width` per branch.
+        name: Model name (default: teacher name + `_student`).
+
+    Returns:
+        A `MultimodalConfig`.
+
+    Raises:
+        ConfigError: `width` outside (0, 1] or an unknown branch in `per_branch`.
+
+    Example:
+        >>> teacher = tfmm.models.get_preset("small")
+        >>> tfmm.models.student_config(teacher, width=0.5).text.lstm_units
+        24
+    """
+    per_branch = dict(per_branch or {})
+    unknown = sorted(set(per_branch) - {"image", "text", "audio", "fusion"})
+    if unknown:
+        raise ConfigError(f"`per_branch` keys must be among image, text, audio, fusion. Received: {unknown}")
+    for key, value in [("width", width), *per_branch.items()]:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+            raise ConfigError(f"`{key}` must be a width multiplier in (0, 1]. Received: {value!r}")
+    w = {b: per_branch.get(b, width) for b in ("image", "text", "audio", "fusion")}
+    changes = {"name": name or f"{teacher.name}_student"}
+    if teacher.image is not None:
+        image = dataclasses.replace(teacher.image, base_width=_scale(teacher.image.base_width, w["image"]))
+        if shallower:
+            image = dataclasses.replace(image, depth=_SMALLER_DEPTH[image.depth])
+        changes["image"] = image
+    if teacher.text is not None and not teacher.text.hub_encoder:
+        changes["text"] = dataclasses.replace(
+            teacher.text, embedding_dim=_scale(teacher.text.embedding_dim, w["text"]),
+            lstm_units=_scale(teacher.text.lstm_units, w["text"]))
+    if teacher.audio is not None and not teacher.audio.hub_encoder:
+        changes["audio"] = dataclasses.replace(
+            teacher.audio, filters=tuple(_scale(f, w["audio"]) for f in teacher.audio.filters))
+    heads = teacher.fusion.num_heads
+    projection = _scale(teacher.fusion.projection_dim, w["fusion"], minimum=8)
+    changes["fusion"] = dataclasses.replace(
+        teacher.fusion, projection_dim=max(heads, projection // heads * heads),
+        hidden_units=tuple(_scale(u, w["fusion"]) for u in teacher.fusion.hidden_units))
+    return dataclasses.replace(teacher, **changes)

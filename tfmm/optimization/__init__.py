@@ -11,6 +11,7 @@ Example:
     ...     train_ds, validation_data=val_ds)  # doctest: +SKIP
 """
 
+from tfmm.optimization.distillation import DistillationConfig, Distiller, distill
 from tfmm.optimization.pipeline import OptimizationResult, optimize
 from tfmm.optimization.policies import LayerPolicy, get_layer_policy, register_layer_policy
 from tfmm.optimization.pruning import (
@@ -36,6 +37,8 @@ from tfmm.optimization.quantize_configs import (
 from tfmm.optimization.recipe import Recipe
 
 __all__ = [
+    "DistillationConfig",
+    "Distiller",
     "LayerPolicy",
     "OptimizationResult",
     "PruningConfig",
@@ -47,6 +50,7 @@ __all__ = [
     "WeightsQuantizeConfig",
     "apply_pruning",
     "apply_qat",
+    "distill",
     "get_layer_policy",
     "optimize",
     "pruning_schedule_steps",

@@ -81,6 +81,14 @@ def _compile(model, learning_rate, loss, metrics, optimizer="adam"):
     return model
 
 
+def _copy(model):
+    """A clone with the same weights (evaluating it leaves `model`'s compile state alone)."""
+    with qat_scope():
+        clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
 def _evaluate(model, validation):
     if validation is None:
         return {}
@@ -102,7 +110,7 @@ def optimize(
     callbacks=(),
     verbose=1,
 ):
-    """Run a recipe (prune -> fine-tune -> strip -> QAT fine-tune) on a trained model.
+    """Run a recipe (distill -> prune -> fine-tune -> strip -> QAT fine-tune) on a model.
 
     Args:
         model: A trained `tf_keras` functional model (e.g. from
@@ -159,10 +167,25 @@ def optimize(
 
     report = {"recipe": recipe.to_dict(), "stages": {}}
     history = {}
-    baseline = keras.models.clone_model(model)
-    baseline.set_weights(model.get_weights())
-    report["stages"]["float"] = {"metrics": _evaluate(_compile(baseline, 1e-3, loss, metrics), validation)}
+    report["stages"]["float"] = {"metrics": _evaluate(_compile(_copy(model), 1e-3, loss, metrics), validation)}
     current = model
+
+    if recipe.distill is not None:
+        from tfmm.optimization.distillation import distill
+
+        start = time.perf_counter()
+        teacher = recipe.distill.load_teacher()
+        teacher_metrics = _evaluate(_compile(_copy(teacher), 1e-3, loss, metrics), validation)
+        current, history["distill"] = distill(current, recipe.distill, train, validation_data=validation,
+                                              callbacks=extra_callbacks, verbose=verbose)
+        _compile(current, recipe.learning_rate, loss, metrics, optimizer)
+        report["stages"]["distill"] = {
+            "metrics": _evaluate(current, validation),
+            "teacher_metrics": teacher_metrics,
+            "teacher_params": int(teacher.count_params()),
+            "student_params": int(current.count_params()),
+            "seconds": round(time.perf_counter() - start, 1),
+        }
 
     if recipe.prune is not None:
         start = time.perf_counter()
