@@ -16,11 +16,11 @@ EXPECTED = {
         "UnsupportedLayerError",
     ],
     "tfmm.optimization": [
-        "DistillationConfig", "Distiller", "LayerPolicy", "OptimizationResult", "PruningConfig", "QuantizationConfig", "Recipe",
+        "ClusterPreserve", "ClusteringConfig", "DistillationConfig", "Distiller", "LayerPolicy", "OptimizationResult", "PruningConfig", "QuantizationConfig", "Recipe",
         "SparsityMask", "SparsityPreservingWeightsQuantizer", "TfmmQuantizeScheme",
-        "WeightsQuantizeConfig", "apply_pruning", "apply_qat", "distill", "get_layer_policy", "optimize",
+        "WeightsQuantizeConfig", "apply_clustering", "apply_pruning", "apply_qat", "cluster_report", "distill", "get_layer_policy", "optimize",
         "pruning_schedule_steps", "qat_scope", "quantization_plan", "quantize_custom_objects",
-        "register_layer_policy", "sparsity_report", "strip",
+        "register_layer_policy", "sparsity_report", "strip", "strip_clustering",
     ],
     "tfmm.export": [
         "ExportResult", "LatencyReport", "MODES", "PREFERENCES", "PrefixMaskedLSTM", "RNN_LAYOUTS",

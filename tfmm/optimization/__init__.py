@@ -11,6 +11,13 @@ Example:
     ...     train_ds, validation_data=val_ds)  # doctest: +SKIP
 """
 
+from tfmm.optimization.clustering import (
+    ClusteringConfig,
+    ClusterPreserve,
+    apply_clustering,
+    cluster_report,
+    strip_clustering,
+)
 from tfmm.optimization.distillation import DistillationConfig, Distiller, distill
 from tfmm.optimization.pipeline import OptimizationResult, optimize
 from tfmm.optimization.policies import LayerPolicy, get_layer_policy, register_layer_policy
@@ -37,6 +44,8 @@ from tfmm.optimization.quantize_configs import (
 from tfmm.optimization.recipe import Recipe
 
 __all__ = [
+    "ClusterPreserve",
+    "ClusteringConfig",
     "DistillationConfig",
     "Distiller",
     "LayerPolicy",
@@ -48,8 +57,10 @@ __all__ = [
     "SparsityPreservingWeightsQuantizer",
     "TfmmQuantizeScheme",
     "WeightsQuantizeConfig",
+    "apply_clustering",
     "apply_pruning",
     "apply_qat",
+    "cluster_report",
     "distill",
     "get_layer_policy",
     "optimize",
@@ -60,4 +71,5 @@ __all__ = [
     "register_layer_policy",
     "sparsity_report",
     "strip",
+    "strip_clustering",
 ]

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from tfmm._keras import check_keras2, keras
 from tfmm.errors import ConfigError, DataError
+from tfmm.optimization.clustering import ClusterPreserve, apply_clustering, cluster_report, strip_clustering
 from tfmm.optimization.pruning import SparsityMask, _check_patterns, apply_pruning, sparsity_report, strip
 from tfmm.optimization.qat import apply_qat, quantization_plan, qat_scope
 from tfmm.optimization.recipe import Recipe
@@ -206,6 +207,29 @@ def optimize(
             "seconds": round(time.perf_counter() - start, 1),
         }
 
+    if recipe.cluster is not None:
+        start = time.perf_counter()
+        cconfig = recipe.cluster
+        if recipe.prune is not None and not cconfig.preserve_sparsity:
+            cconfig = dataclasses.replace(cconfig, preserve_sparsity=True)
+        clustered, left_out = apply_clustering(current, cconfig)
+        _compile(clustered, cconfig.learning_rate, loss, metrics, optimizer)
+        # Layers left unclustered (the LSTM) would regrow their pruned weights.
+        masks = [SparsityMask()] if cconfig.preserve_sparsity else []
+        fit = clustered.fit(train, validation_data=validation, epochs=cconfig.epochs,
+                            callbacks=masks + list(extra_callbacks), verbose=verbose)
+        current = strip_clustering(clustered)
+        _compile(current, recipe.learning_rate, loss, metrics, optimizer)
+        history["cluster"] = fit.history
+        report["stages"]["cluster"] = {
+            "metrics": _evaluate(current, validation),
+            "sparsity": sparsity_report(current)["overall"],
+            "preserve_sparsity": cconfig.preserve_sparsity,
+            "unique_values": {k: v["unique"] for k, v in cluster_report(current).items()},
+            "left_out": left_out,
+            "seconds": round(time.perf_counter() - start, 1),
+        }
+
     if recipe.quantize is not None:
         start = time.perf_counter()
         qconfig = recipe.quantize
@@ -216,6 +240,8 @@ def optimize(
             qat = apply_qat(current, qconfig)
             _compile(qat, qconfig.learning_rate, loss, metrics, optimizer)
             callbacks = [SparsityMask()] if qconfig.preserve_sparsity else []
+            if recipe.cluster is not None:
+                callbacks.append(ClusterPreserve())
             fit = qat.fit(train, validation_data=validation, epochs=qconfig.epochs,
                           callbacks=callbacks + list(extra_callbacks), verbose=verbose)
         current = qat
@@ -225,6 +251,8 @@ def optimize(
             "metrics": _evaluate(current, validation),
             "sparsity": sparsity["overall"],
             "preserve_sparsity": qconfig.preserve_sparsity,
+            "unique_values": ({k: v["unique"] for k, v in cluster_report(current).items()}
+                              if recipe.cluster is not None else None),
             "plan": plan,
             "float_layers": [
                 {"layer": p["layer"], "class_name": p["class_name"], "reason": p["reason"]}

@@ -15,7 +15,7 @@ import numpy as np
 from tfmm._keras import check_keras2, keras, tfmot, unwrap
 from tfmm.config import Config
 from tfmm.errors import ConfigError
-from tfmm.optimization.policies import get_layer_policy
+from tfmm.optimization.policies import find_weight, get_layer_policy, layer_setting
 
 __all__ = [
     "PruningConfig",
@@ -135,11 +135,7 @@ def pruning_schedule_steps(config, total_steps):
 
 
 def _target_for(layer_name, config):
-    for pattern, value in config.per_layer.items():
-        if fnmatch.fnmatchcase(layer_name, pattern):
-            return value
-    branch = layer_name.split("_")[0]
-    return config.per_branch.get(branch, config.target_sparsity)
+    return layer_setting(layer_name, config.per_layer, config.per_branch, config.target_sparsity)
 
 
 def _excluded(layer, config):
@@ -278,7 +274,7 @@ def sparsity_report(model):
         policy = get_layer_policy(inner)
         values = []
         for attr in policy.prunable:
-            variable = _find_weight(layer, attr)
+            variable = find_weight(layer, attr)
             if variable is not None:
                 values.append(np.asarray(variable.numpy()).ravel())
         if not values:
@@ -289,15 +285,6 @@ def sparsity_report(model):
         total += flat.size
         zeros += n_zero
     return {"layers": layers, "overall": zeros / total if total else 0.0}
-
-
-def _find_weight(layer, attr):
-    # By variable name, on the outermost layer: QAT wrappers track the kernel
-    # themselves and replace the inner `kernel` attribute with a quantized tensor.
-    for weight in layer.weights:
-        if weight.name.split("/")[-1].split(":")[0] == attr:
-            return weight
-    return None
 
 
 class SparsityMask(keras.callbacks.Callback):
@@ -324,7 +311,7 @@ class SparsityMask(keras.callbacks.Callback):
         self._masks = []
         for layer in self.model.layers:
             for attr in get_layer_policy(unwrap(layer)).prunable:
-                variable = _find_weight(layer, attr)
+                variable = find_weight(layer, attr)
                 if variable is None:
                     continue
                 mask = np.asarray(variable.numpy()) != 0

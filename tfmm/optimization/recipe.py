@@ -5,6 +5,7 @@ from typing import Optional
 
 from tfmm.config import Config
 from tfmm.errors import ConfigError
+from tfmm.optimization.clustering import ClusteringConfig
 from tfmm.optimization.distillation import DistillationConfig
 from tfmm.optimization.pruning import PruningConfig
 from tfmm.optimization.qat import QuantizationConfig
@@ -12,18 +13,20 @@ from tfmm.optimization.qat import QuantizationConfig
 __all__ = ["Recipe", "STAGES"]
 
 # Stages always run in this order, whatever order a YAML file lists them in.
-STAGES = ("distill", "prune", "quantize")
+STAGES = ("distill", "prune", "cluster", "quantize")
 
 
 @dataclasses.dataclass(frozen=True)
 class Recipe(Config):
-    """An optimization recipe: distill -> prune -> fine-tune -> strip -> QAT fine-tune.
+    """An optimization recipe: distill -> prune -> cluster -> QAT, each fine-tuned.
 
     Args:
         distill: A `DistillationConfig` (or dict with a `teacher` path): the
             model given to `optimize` is the student, trained from the teacher
             first. None skips distillation.
         prune: A `PruningConfig` (or dict), or None to skip pruning.
+        cluster: A `ClusteringConfig` (or dict), or None. After `prune` it keeps
+            the zeros; before `quantize` QAT keeps the clusters (PCQAT / CQAT).
         quantize: A `QuantizationConfig` (or dict), or None to skip QAT.
         learning_rate: Learning rate of the pruning fine-tune (QAT has its own).
 
@@ -39,6 +42,7 @@ class Recipe(Config):
 
     distill: Optional[DistillationConfig] = None
     prune: Optional[PruningConfig] = None
+    cluster: Optional[ClusteringConfig] = None
     quantize: Optional[QuantizationConfig] = None
     learning_rate: float = 5e-4
 
@@ -58,7 +62,8 @@ class Recipe(Config):
         """Build a recipe; stage settings may be None or `{}` for the defaults.
 
         Args:
-            data: Mapping with stage keys (`distill`, `prune`, `quantize`) and `learning_rate`.
+            data: Mapping with stage keys (`distill`, `prune`, `cluster`, `quantize`)
+                and `learning_rate`.
 
         Returns:
             A `Recipe`.

@@ -1,0 +1,69 @@
+"""Weight clustering, and the collaborative chains CQAT (cluster -> QAT) and PCQAT."""
+
+import numpy as np
+import pytest
+
+import tfmm
+from tfmm._keras import keras
+from tfmm.errors import ConfigError
+from tfmm.optimization import ClusteringConfig, Recipe, apply_clustering, cluster_report, optimize, strip_clustering
+
+from tests.conftest import copy_model
+
+
+def test_bad_clustering_configs_are_config_errors(learnable):
+    with pytest.raises(ConfigError, match="`number_of_clusters` must be an integer >= 2. Received: 1"):
+        ClusteringConfig(number_of_clusters=1)
+    with pytest.raises(ConfigError, match="per_branch\\['text'\\]"):
+        ClusteringConfig(per_branch={"text": 0})
+    with pytest.raises(ConfigError, match="centroid_init"):
+        ClusteringConfig(centroid_init="median")
+    with pytest.raises(ConfigError, match="matches no layer"):
+        apply_clustering(learnable["model"], {"per_layer": {"imgae_*": 4}})
+    assert Recipe.from_dict({"cluster": {}, "quantize": None}).stages == ("cluster", "quantize")
+
+
+@pytest.mark.slow
+def test_clustered_kernels_have_at_most_k_values_and_unclusterable_layers_are_listed(learnable):
+    x, y = learnable["train"]
+    clustered, left_out = apply_clustering(learnable["model"], {"number_of_clusters": 8, "per_branch": {"audio": 4}})
+    clustered.compile(keras.optimizers.Adam(1e-4), "sparse_categorical_crossentropy", ["accuracy"])
+    clustered.fit(x, y, batch_size=32, epochs=2, verbose=0)
+    plain = strip_clustering(clustered)
+    report = cluster_report(plain)
+    assert report and all(v["unique"] <= (4 if name.startswith("audio") else 8) for name, v in report.items())
+    assert report["image_stem_conv"]["unique"] == 8 and report["audio_block1_conv"]["unique"] <= 4
+    assert {l["layer"] for l in left_out} == {"text_embedding", "text_lstm1"}
+    assert all(l["reason"] for l in left_out)
+    xv, yv = learnable["validation"]
+    assert np.mean(plain.predict(xv, verbose=0).argmax(-1) == yv) >= learnable["accuracy"] - 0.1
+
+
+@pytest.mark.slow
+def test_pcqat_keeps_sparsity_and_cluster_counts_and_exports(learnable, tmp_path):
+    recipe = {"prune": {"target_sparsity": 0.5, "epochs": 2}, "cluster": {"number_of_clusters": 16, "epochs": 2},
+              "quantize": {"epochs": 1}}
+    result = optimize(copy_model(learnable["model"]), recipe, learnable["train"],
+                      validation_data=learnable["validation"], verbose=0)
+    stages = result.report["stages"]
+    assert stages["cluster"]["preserve_sparsity"] is True
+    for stage in ("cluster", "quantize"):
+        assert abs(stages[stage]["sparsity"] - 0.5) <= 0.02, stage
+        counts = stages[stage]["unique_values"]
+        assert counts and max(counts.values()) <= 16 + 1, (stage, counts)  # the clusters + the zero
+    # A tiny model (8-wide layers) at 50% sparsity and 16 values per kernel: well above
+    # chance (0.25), not at float accuracy; the benchmark reports the default model.
+    assert stages["quantize"]["metrics"]["accuracy"] >= learnable["accuracy"] - 0.2
+    x, _ = learnable["validation"]
+    exported = tfmm.export.export_tflite(result.model, str(tmp_path / "pcqat.tflite"), representative_data=x)
+    report = tfmm.export.verify_tflite(exported.path, learnable["validation"], reference_model=result.model)
+    assert report.agreement >= 0.85, report
+
+
+@pytest.mark.slow
+def test_cqat_keeps_cluster_counts(learnable):
+    recipe = {"cluster": {"number_of_clusters": 6, "epochs": 1}, "quantize": {"epochs": 1}}
+    result = optimize(copy_model(learnable["model"]), recipe, learnable["train"], verbose=0)
+    counts = result.report["stages"]["quantize"]["unique_values"]
+    assert counts["image_stem_conv"] <= 6 and counts["head_output"] <= 6
+    assert result.report["stages"]["cluster"]["preserve_sparsity"] is False
