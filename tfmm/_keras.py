@@ -51,7 +51,7 @@ def check_keras2(obj, argname="model"):
 
 
 def unwrap(layer):
-    """Return the innermost layer under TFMOT wrappers (pruning, QAT, annotation).
+    """Return the innermost layer under TFMOT wrappers (pruning, QAT, clustering, annotation).
 
     Args:
         layer: A layer, possibly wrapped (`PruneLowMagnitude`, `QuantizeWrapperV2`, ...).
@@ -65,7 +65,11 @@ def unwrap(layer):
         >>> unwrap(dense) is dense
         True
     """
-    while isinstance(getattr(layer, "layer", None), keras.layers.Layer):
+    # Bidirectional / TimeDistributed are model layers with their own weights, not
+    # optimization wrappers: they are where unwrapping stops.
+    while isinstance(getattr(layer, "layer", None), keras.layers.Layer) and not isinstance(
+        layer, (keras.layers.Bidirectional, keras.layers.TimeDistributed)
+    ):
         layer = layer.layer
     return layer
 
