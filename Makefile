@@ -23,7 +23,7 @@ demo: $(VENV)/.installed
 
 # Two workers: the suite is mostly single-threaded Python (tracing, tiny models).
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest -n 2 $(ARGS)
+	$(BIN)/python -m pytest -n 2 --durations=12 $(ARGS)
 
 # Skips tests marked slow (training, conversion, subprocesses); CI runs all.
 test-quick: $(VENV)/.installed-dev

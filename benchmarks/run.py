@@ -12,13 +12,14 @@ measured within one run.
 """
 
 import argparse
+import json
 import os
 import tempfile
 import time
 import traceback
 
 import numpy as np
-from common import RESULTS, keras_accuracy, markdown_table, measure_file, train_default, write
+from common import RESULTS, keras_accuracy, machine, markdown_table, measure_file, train_default, write
 
 import tfmm  # noqa: F401
 
@@ -404,6 +405,10 @@ def _report(results):
         parts += ["## How cost grows (presets)", "",
                   markdown_table(["preset", "params", "int8 bytes", "int8 p50 ms", "export s",
                                   "QAT / float epoch"], rows), "", "![cost](cost.png)", ""]
+    provenance = results.get("provenance", {})
+    if provenance:
+        parts += ["## Provenance", "", markdown_table(["section", "command", "date"], [
+            [k, f"`{v['command']}`", v["date"]] for k, v in provenance.items()]), ""]
     t = results.get("targets")
     if t:
         parts += ["## Targets", "", markdown_table(["target", "measured", "result"],
@@ -438,12 +443,30 @@ def main():
     parser.add_argument("--qat-epochs", type=int, default=2)
     parser.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset")
     parser.add_argument("--quick", action="store_true", help="2 epochs, 1 QAT epoch: a smoke run")
+    parser.add_argument("--report-only", action="store_true",
+                        help="rewrite results.md from results.json without measuring")
     args = parser.parse_args()
+    if args.report_only:
+        with open(os.path.join(RESULTS, "results.json")) as f:
+            results = json.load(f)
+        results.pop("machine", None)
+        print(write("results", results, _report(results)))
+        return
     if args.quick:
         args.epochs, args.qat_epochs = 2, 1
     results = {"epochs": args.epochs, "qat_epochs": args.qat_epochs}
+    sections = args.sections.split(",")
+    previous = os.path.join(RESULTS, "results.json")
+    if set(sections) != set(SECTIONS) and os.path.exists(previous):
+        # A partial run updates its sections and keeps the others (each says which command made it).
+        with open(previous) as f:
+            kept = json.load(f)
+        results.update({k: v for k, v in kept.items() if k in SECTIONS or k == "provenance"})
+    results.setdefault("provenance", {})
     with tempfile.TemporaryDirectory() as tmp:
-        for name in args.sections.split(","):
+        for name in sections:
+            results.pop(name + "_error", None)
+            results["provenance"][name] = machine()
             start = time.perf_counter()
             try:
                 results[name] = SECTIONS[name](args, tmp)

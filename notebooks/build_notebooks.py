@@ -24,7 +24,7 @@ import tfmm  # first: it selects Keras 2 (tf_keras), which TFMOT needs
 import numpy as np
 
 QUICK = os.environ.get("TFMM_NOTEBOOK_QUICK") == "1"  # the test suite runs a tiny version
-PRESET, EPOCHS, N_TRAIN = ("tiny", 1, 700) if QUICK else ("small", 10, None)
+PRESET, EPOCHS, N_TRAIN, N_TEST = ("tiny", 1, 500, 300) if QUICK else ("small", 10, None, None)
 WORK = "tfmm-notebook-files"
 os.makedirs(WORK, exist_ok=True)
 print("tfmm", tfmm.__version__, "| quick" if QUICK else "| full run")'''
@@ -37,8 +37,8 @@ def take(split, n=None):
     return {k: v[:n] for k, v in x.items()}, y[:n]
 
 x_train, y_train = take("train", N_TRAIN)
-x_val, y_val = take("validation")
-x_test, y_test = take("test")
+x_val, y_val = take("validation", N_TEST)
+x_test, y_test = take("test", N_TEST)
 tokenizer = av_digits_tokenizer()
 print({k: (v.shape, v.dtype.name) for k, v in x_train.items()}, len(y_train), "training examples")'''
 

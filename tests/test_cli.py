@@ -73,7 +73,7 @@ def test_quick_demo_trains_writes_files_and_prints_the_table(tmp_path):
 
 @pytest.mark.slow
 def test_train_optimize_export_inspect_bench_chain(tmp_path):
-    proc = _tfmm("train", "--preset", "tiny", "--modalities", "image,text", "--epochs", "2",
+    proc = _tfmm("train", "--preset", "tiny", "--modalities", "image,text", "--epochs", "3", "--limit", "1200",
                  "--out", "m.keras", "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     figures = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -83,17 +83,18 @@ def test_train_optimize_export_inspect_bench_chain(tmp_path):
 
     (tmp_path / "recipe.yaml").write_text("prune:\n  target_sparsity: 0.5\n  epochs: 1\nquantize:\n  epochs: 1\n")
     proc = _tfmm("optimize", "--model", "m.keras", "--recipe", "recipe.yaml", "--out", "opt.h5", "--quiet",
-                 cwd=tmp_path)
+                 "--limit", "1200", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     results = json.loads((tmp_path / "opt-optimize-report" / "results.json").read_text())
     assert abs(results["optimization"]["stages"]["prune"]["sparsity"] - 0.5) <= 0.02
     assert (tmp_path / "opt-optimize-report" / "report.html").stat().st_size > 1000
 
-    proc = _tfmm("export", "--model", "opt.h5", "--out", "opt.tflite", "--runs", "20", "--quiet", cwd=tmp_path)
+    proc = _tfmm("export", "--model", "opt.h5", "--out", "opt.tflite", "--runs", "20", "--quiet",
+                 "--limit", "400", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     exported = json.loads((tmp_path / "opt-export-report" / "results.json").read_text())
     verification = exported["verification"]
-    assert verification["num_examples"] == 1000 and verification["agreement"] >= 0.8
+    assert verification["num_examples"] == 400 and verification["agreement"] >= 0.8
     assert exported["variants"][0]["size_bytes"] == (tmp_path / "opt.tflite").stat().st_size
     assert (tmp_path / "opt.vocab.json").exists() and (tmp_path / "opt.labels.txt").exists()
 

@@ -96,6 +96,8 @@ def _build_parser():
         p.add_argument("--test-data", help="manifest of the test split (default: another 10%% of --data)")
         p.add_argument("--sample-rate", type=_positive_int, default=8000, help="audio rate of manifests")
         p.add_argument("--quiet", action="store_true", help="no progress output")
+        p.add_argument("--limit", type=_positive_int,
+                       help="use only the first N examples of each split (smoke runs)")
 
     train = sub.add_parser("train", help="build a model from a YAML config (or preset) and train it")
     source = train.add_mutually_exclusive_group()

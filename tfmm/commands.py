@@ -4,6 +4,7 @@ Every verb takes parsed arguments and returns an exit code; bad input raises
 `ConfigError` / `DataError` (exit 2), other tfmm failures `TfmmError` (exit 1).
 """
 
+import dataclasses
 import json
 import os
 import time
@@ -106,9 +107,19 @@ def _splits_for(args, model=None, *, tokenizer=None):
             options["sequence_length"] = shapes["text"][0]
     elif getattr(args, "modalities", None):
         options["modalities"] = tuple(args.modalities.split(","))
-    return load_splits(args.data, validation=getattr(args, "validation_data", None),
-                       test=getattr(args, "test_data", None), tokenizer=tokenizer,
-                       sample_rate=getattr(args, "sample_rate", 8000), **options)
+    splits = load_splits(args.data, validation=getattr(args, "validation_data", None),
+                         test=getattr(args, "test_data", None), tokenizer=tokenizer,
+                         sample_rate=getattr(args, "sample_rate", 8000), **options)
+    limit = getattr(args, "limit", None)
+    if not limit:
+        return splits
+
+    def head(part):
+        features, labels = part
+        return {k: v[:limit] for k, v in features.items()}, labels[:limit]
+
+    return dataclasses.replace(splits, train=head(splits.train), validation=head(splits.validation),
+                               test=head(splits.test))
 
 
 def _accuracy(model, data):

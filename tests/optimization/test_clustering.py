@@ -41,7 +41,7 @@ def test_clustered_kernels_have_at_most_k_values_and_unclusterable_layers_are_li
 
 @pytest.mark.slow
 def test_pcqat_keeps_sparsity_and_cluster_counts_and_exports(learnable, tmp_path):
-    recipe = {"prune": {"target_sparsity": 0.5, "epochs": 2}, "cluster": {"number_of_clusters": 16, "epochs": 2},
+    recipe = {"prune": {"target_sparsity": 0.5, "epochs": 1}, "cluster": {"number_of_clusters": 16, "epochs": 1},
               "quantize": {"epochs": 1}}
     result = optimize(copy_model(learnable["model"]), recipe, learnable["train"],
                       validation_data=learnable["validation"], verbose=0)
