@@ -77,7 +77,7 @@ def test_train_optimize_export_inspect_bench_chain(tmp_path):
                  "--out", "m.keras", "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     figures = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert 0.2 < figures["test_accuracy"] <= 1 and len(figures["history"]["accuracy"]) == 2
+    assert 0.2 < figures["test_accuracy"] <= 1 and len(figures["history"]["accuracy"]) == 3
     assert {p.name for p in tmp_path.iterdir()} >= {"m.keras", "m.yaml", "m.vocab.json"}
     assert "text:" in (tmp_path / "m.yaml").read_text() and "audio: null" in (tmp_path / "m.yaml").read_text()
 

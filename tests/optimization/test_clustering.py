@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-import tfmm
 from tfmm._keras import keras
 from tfmm.errors import ConfigError
 from tfmm.optimization import ClusteringConfig, Recipe, apply_clustering, cluster_report, optimize, strip_clustering
@@ -40,7 +39,7 @@ def test_clustered_kernels_have_at_most_k_values_and_unclusterable_layers_are_li
 
 
 @pytest.mark.slow
-def test_pcqat_keeps_sparsity_and_cluster_counts_and_exports(learnable, tmp_path):
+def test_pcqat_keeps_sparsity_and_cluster_counts(learnable):
     recipe = {"prune": {"target_sparsity": 0.5, "epochs": 1}, "cluster": {"number_of_clusters": 16, "epochs": 1},
               "quantize": {"epochs": 1}}
     result = optimize(copy_model(learnable["model"]), recipe, learnable["train"],
@@ -54,10 +53,6 @@ def test_pcqat_keeps_sparsity_and_cluster_counts_and_exports(learnable, tmp_path
     # A tiny model (8-wide layers) at 50% sparsity and 16 values per kernel: well above
     # chance (0.25), not at float accuracy; the benchmark reports the default model.
     assert stages["quantize"]["metrics"]["accuracy"] >= learnable["accuracy"] - 0.2
-    x, _ = learnable["validation"]
-    exported = tfmm.export.export_tflite(result.model, str(tmp_path / "pcqat.tflite"), representative_data=x)
-    report = tfmm.export.verify_tflite(exported.path, learnable["validation"], reference_model=result.model)
-    assert report.agreement >= 0.85, report
 
 
 @pytest.mark.slow
