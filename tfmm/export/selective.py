@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from tfmm._quiet import native_stderr_captured
 from tfmm.errors import ExportError
+from tfmm.export.inspect import inspect_tflite
 
 __all__ = ["Selection", "CalibratedModel", "select_for_accuracy", "select_for_latency"]
 
@@ -195,13 +196,12 @@ def select_for_accuracy(calibrated, accuracy_of, target, *, progress=None, finis
     return content, Selection("accuracy", tuple(ranked[:high]), baseline, accuracy, target, tuple(trials))
 
 
-def select_for_latency(calibrated, latency_of, op_types, *, progress=None, finish=None):
+def select_for_latency(calibrated, latency_of, *, progress=None, finish=None):
     """Keep an op type float when that makes the file faster on this CPU.
 
     Args:
         calibrated: A `CalibratedModel`.
         latency_of: Callable `path -> p50 ms`.
-        op_types: Op types present in the full-int8 file (boundary ops skipped).
         progress: Optional callable taking a message.
         finish: Optional `bytes -> bytes` applied to each candidate (compaction).
 
@@ -212,6 +212,7 @@ def select_for_latency(calibrated, latency_of, op_types, *, progress=None, finis
     finish = finish or (lambda content: content)
     content = finish(calibrated.quantize())
     baseline = best = _scored(content, latency_of)
+    op_types = _scored(content, lambda path: inspect_tflite(path).op_histogram)  # the full-int8 file's ops
     kept, trials = [], [((), baseline)]
     for op in sorted(op for op in op_types if op not in _BOUNDARY_OPS):
         candidate = finish(calibrated.quantize(denylisted_ops=kept + [op]))

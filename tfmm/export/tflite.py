@@ -345,16 +345,6 @@ def _selective(converter, calibration, model, int8_io, prefer, max_drop, validat
             calibrated, lambda path: verify_tflite(path, (features, labels)).accuracy, target,
             progress=say, finish=finish,
         )
-    full = _scratch_summary(finish(calibrated.quantize()))
     return select_for_latency(
-        calibrated, lambda path: benchmark_tflite(path, runs=100).p50_ms, tuple(full.op_histogram),
-        progress=say, finish=finish,
+        calibrated, lambda path: benchmark_tflite(path, runs=100).p50_ms, progress=say, finish=finish,
     )
-
-
-def _scratch_summary(content):
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "model.tflite")
-        with open(path, "wb") as f:
-            f.write(content)
-        return inspect_tflite(path)
