@@ -83,20 +83,24 @@ def test_train_optimize_export_inspect_bench_chain(tmp_path):
 
     (tmp_path / "recipe.yaml").write_text("prune:\n  target_sparsity: 0.5\n  epochs: 1\nquantize:\n  epochs: 1\n")
     proc = _tfmm("optimize", "--model", "m.keras", "--recipe", "recipe.yaml", "--out", "opt.h5", "--quiet",
-                 "--limit", "1200", cwd=tmp_path)
+                 "--limit", "1200", "--strategy", "mirrored", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     results = json.loads((tmp_path / "opt-optimize-report" / "results.json").read_text())
     assert abs(results["optimization"]["stages"]["prune"]["sparsity"] - 0.5) <= 0.02
     assert (tmp_path / "opt-optimize-report" / "report.html").stat().st_size > 1000
 
     proc = _tfmm("export", "--model", "opt.h5", "--out", "opt.tflite", "--runs", "20", "--quiet",
-                 "--limit", "400", cwd=tmp_path)
+                 "--limit", "400", "--layer-errors", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     exported = json.loads((tmp_path / "opt-export-report" / "results.json").read_text())
     verification = exported["verification"]
     assert verification["num_examples"] == 400 and verification["agreement"] >= 0.8
     assert exported["variants"][0]["size_bytes"] == (tmp_path / "opt.tflite").stat().st_size
     assert (tmp_path / "opt.vocab.json").exists() and (tmp_path / "opt.labels.txt").exists()
+    errors = exported["export"]["layer_errors"]
+    assert len(errors) > 10 and all(e["error"] >= 0 for e in errors)
+    assert [e["error"] for e in errors] == sorted((e["error"] for e in errors), reverse=True)
+    assert (tmp_path / "opt-export-report" / "plots" / "int8_error.png").stat().st_size > 1000
 
     proc = _tfmm("inspect", "opt.tflite", "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -115,6 +119,7 @@ def test_train_optimize_export_inspect_bench_chain(tmp_path):
     (["export", "--model", "m.keras", "--data", "nowhere.csv"], "No data at 'nowhere.csv'"),
     (["export", "--model", "m.keras"], "'m.keras' is not a loadable Keras model"),
     (["train", "--config", "bad.yaml"], "depth"),
+    (["optimize", "--model", "m.keras", "--out", "o.h5", "--strategy", "multi-worker"], "needs TF_CONFIG"),
 ])
 def test_bad_inputs_exit_2_with_a_message(argv, message, tmp_path):
     (tmp_path / "bad.yaml").write_text("num_classes: 10\nimage:\n  depth: 11\n")

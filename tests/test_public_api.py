@@ -18,13 +18,13 @@ EXPECTED = {
     "tfmm.optimization": [
         "ClusterPreserve", "ClusteringConfig", "DistillationConfig", "Distiller", "LayerPolicy", "OptimizationResult", "PruningConfig", "QuantizationConfig", "Recipe",
         "SparsityMask", "SparsityPreservingWeightsQuantizer", "TfmmQuantizeScheme",
-        "WeightsQuantizeConfig", "apply_clustering", "apply_pruning", "apply_qat", "cluster_report", "distill", "get_layer_policy", "optimize",
+        "WeightsQuantizeConfig", "apply_clustering", "apply_pruning", "apply_qat", "cluster_report", "distill", "get_layer_policy", "is_chief", "make_strategy", "optimize",
         "pruning_schedule_steps", "qat_scope", "quantization_plan", "quantize_custom_objects",
-        "register_layer_policy", "sparsity_report", "strip", "strip_clustering",
+        "register_layer_policy", "sparsity_report", "strategy_scope", "strip", "strip_clustering",
     ],
     "tfmm.export": [
         "ExportResult", "LatencyReport", "MODES", "PREFERENCES", "PrefixMaskedLSTM", "RNN_LAYOUTS",
-        "Selection", "TFLiteRunner", "TFLiteSummary", "TensorInfo",
+        "Selection", "TFLiteRunner", "TFLiteSummary", "TensorInfo", "UnrolledLSTM",
         "VerificationReport", "benchmark_tflite", "compact_tflite", "export_saved_model", "export_tflite",
         "gzip_size", "inspect_tflite", "prepare_for_export", "verify_tflite",
     ],

@@ -3,3 +3,4 @@
 MODES = ("float32", "dynamic", "float16", "int8", "int16x8")
 PREFERENCES = ("size", "latency")
 RNN_LAYOUTS = ("fused", "unrolled")
+STRATEGIES = ("none", "mirrored", "multi-worker")

@@ -87,7 +87,7 @@ def _build_parser():
     demo.set_defaults(func=_cmd_demo)
 
     from tfmm import commands
-    from tfmm._choices import MODES, PREFERENCES, RNN_LAYOUTS
+    from tfmm._choices import MODES, PREFERENCES, RNN_LAYOUTS, STRATEGIES
 
     def data_options(p):
         p.add_argument("--data", default="av-digits",
@@ -124,6 +124,10 @@ def _build_parser():
     optimize.add_argument("--out", default="optimized.h5",
                           help="default: optimized.h5 (QAT models need .h5 with tf-keras 2.21)")
     optimize.add_argument("--report", help="report folder (default: <out>-optimize-report)")
+    optimize.add_argument("--strategy", default="none", choices=STRATEGIES,
+                          help="tf.distribute strategy: 'mirrored' (local devices) or 'multi-worker' "
+                               "(run one process per worker, each with its TF_CONFIG; worker 0 writes "
+                               "the outputs). Default: none")
     optimize.set_defaults(func=commands.cmd_optimize)
 
     export = sub.add_parser("export", help="convert to TFLite, verify, time and report")
@@ -136,6 +140,8 @@ def _build_parser():
     export.add_argument("--max-accuracy-drop", type=_fraction,
                         help="int8: keep the worst tensors float until the loss is within this fraction")
     export.add_argument("--rnn-layout", choices=RNN_LAYOUTS, help="fused or unrolled RNNs")
+    export.add_argument("--layer-errors", action="store_true",
+                        help="int8: measure each tensor's quantization error and plot it in the report")
     export.add_argument("--threads", type=_positive_int, default=1, help="benchmark threads")
     export.add_argument("--runs", type=_positive_int, default=100, help="benchmark runs")
     export.add_argument("--out", default="model.tflite", help="default: model.tflite")

@@ -182,9 +182,10 @@ def cmd_optimize(args):
     """`tfmm optimize`: run a recipe (default: prune 75% + sparsity-preserving QAT)."""
     from tfmm.data import from_arrays
     from tfmm.errors import ConfigError
-    from tfmm.optimization import Recipe, optimize
+    from tfmm.optimization import Recipe, is_chief, make_strategy, optimize
     from tfmm.report import write_report
 
+    strategy = make_strategy(args.strategy)  # multi-worker: before any other TensorFlow work
     recipe = Recipe.from_yaml(args.recipe) if args.recipe else Recipe.from_dict(DEFAULT_RECIPE)
     if recipe.quantize is not None and not args.out.endswith(".h5"):
         raise ConfigError(
@@ -199,9 +200,12 @@ def cmd_optimize(args):
     result = optimize(
         model, recipe, from_arrays(*splits.train, batch_size=32, shuffle=True, seed=args.seed),
         validation_data=from_arrays(*splits.validation, batch_size=256), epochs=args.epochs,
-        verbose=0 if args.quiet else 2,
+        strategy=strategy, verbose=0 if args.quiet else 2,
     )
     seconds = time.perf_counter() - start
+    if not is_chief(strategy):
+        _say(args, f"worker done in {seconds:.0f} s; the chief (worker 0) writes the model and report")
+        return 0
     after = _accuracy(result.model, splits.test)
     _save_model(result.model, args.out)
     if splits.tokenizer is not None:
@@ -238,7 +242,7 @@ def cmd_export(args):
         model, args.out, quantization=args.quantization, representative_data=splits.validation[0],
         prefer=args.prefer, max_accuracy_drop=args.max_accuracy_drop, validation_data=validation,
         rnn_layout=args.rnn_layout, tokenizer=splits.tokenizer, class_names=splits.class_names,
-        verbose=0 if args.quiet else 1,
+        layer_errors=args.layer_errors, verbose=0 if args.quiet else 1,
     )
     report = verify_tflite(result.path, splits.test, reference_model=model, progress=not args.quiet)
     latency = benchmark_tflite(result.path, num_threads=args.threads, runs=args.runs)
@@ -255,8 +259,11 @@ def cmd_export(args):
         "conversion": f"{result.conversion_seconds} s",
     }
     report_dir = args.report or _stem(args.out) + "-export-report"
+    if result.layer_errors:
+        worst = result.layer_errors[0]
+        facts["largest int8 error"] = f"{worst['error']:.2f} steps ({worst['op']}: {worst['tensor'][:60]})"
     html = write_report(report_dir, title="tfmm export", facts=facts, variants=[variant],
-                        extra={"export": result.to_dict(), "verification": report.to_dict(),
+                        layer_errors=list(result.layer_errors), extra={"export": result.to_dict(), "verification": report.to_dict(),
                                "latency": latency.to_dict()})
     _say(args, "", *(f"  {k:<20} {v}" for k, v in facts.items()),
          f"  {'test accuracy':<20} {report.accuracy:.4f} (agrees with Keras on {report.agreement:.1%})",

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import tfmm
+from tfmm._keras import keras
 from tfmm.errors import ConfigError, ExportError
 from tfmm.export import TFLiteRunner, export_tflite, inspect_tflite, prepare_for_export, verify_tflite
 from tfmm.export.compact import compact_tflite
@@ -29,10 +30,28 @@ def test_prefix_masked_lstm_equals_the_masked_keras_lstm(learnable):
     assert any(isinstance(l, tfmm.export.PrefixMaskedLSTM) for l in fused.layers)
     np.testing.assert_allclose(fused.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
     unrolled = prepare_for_export(model, rnn_layout="unrolled")
-    assert [l.unroll for l in unrolled.layers if type(l).__name__ == "LSTM"] == [True]
+    assert [type(l).__name__ for l in unrolled.layers if "LSTM" in type(l).__name__] == ["UnrolledLSTM"]
     np.testing.assert_allclose(unrolled.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
     with pytest.raises(ValueError, match="`rnn_layout` must be one of"):
         prepare_for_export(model, rnn_layout="rolled")
+
+
+@pytest.mark.parametrize("mask_zero", [False, True])
+def test_unrolled_layout_equals_keras_for_stacked_and_unmasked_lstms(mask_zero):
+    keras.utils.set_random_seed(3)
+    ids = keras.Input((7,), dtype="int32", name="text")
+    x = keras.layers.Embedding(20, 8, mask_zero=mask_zero)(ids)
+    x = keras.layers.LSTM(6, return_sequences=True, name="first")(x)  # Keras' own unrolling
+    x = keras.layers.LSTM(5, name="last")(x)  # UnrolledLSTM
+    model = keras.Model(ids, keras.layers.Dense(3, activation="softmax")(x))
+    tokens = np.random.default_rng(0).integers(1, 20, (16, 7)).astype("int32")
+    for row, length in enumerate(np.random.default_rng(1).integers(0, 8, 16)):
+        tokens[row, length:] = 0  # end padding of every length, 0 to 7
+    unrolled = prepare_for_export(model, rnn_layout="unrolled")
+    kinds = {l.name: type(l).__name__ for l in unrolled.layers}
+    assert kinds["first"] == "LSTM" and kinds["last"] == "UnrolledLSTM"
+    assert unrolled.get_layer("first").unroll
+    np.testing.assert_allclose(unrolled.predict(tokens, verbose=0), model.predict(tokens, verbose=0), atol=1e-5)
 
 
 @pytest.mark.slow

@@ -55,6 +55,9 @@ class ExportResult:
         rnn_layout: How recurrent layers were laid out (`fused` / `unrolled`).
         selection: The `tfmm.export.selective.Selection` of a selective export
             (`prefer="latency"` or `max_accuracy_drop`), else None.
+        layer_errors: With `layer_errors=True`: `({"tensor", "op", "error"}, ...)`,
+            the int8 error of each tensor in units of its quantization step
+            (RMSE / scale, from TensorFlow's QuantizationDebugger), largest first.
     """
 
     path: str
@@ -66,6 +69,7 @@ class ExportResult:
     side_files: tuple = ()
     rnn_layout: str = "fused"
     selection: object = None
+    layer_errors: tuple = ()
 
     @property
     def float_ops(self):
@@ -166,6 +170,7 @@ def export_tflite(
     saved_model_dir=None,
     tokenizer=None,
     class_names=None,
+    layer_errors=False,
     verbose=0,
 ):
     """Convert a Keras model to a `.tflite` file and describe what came out.
@@ -205,6 +210,9 @@ def export_tflite(
         tokenizer: Optional `tfmm.data.TextTokenizer`, saved next to the model as
             `<name>.vocab.json` for the app.
         class_names: Optional class names, saved as `<name>.labels.txt`.
+        layer_errors: int8 only: also measure each tensor's quantization
+            error on the calibration data (one more calibrated conversion with
+            the QuantizationDebugger) into `ExportResult.layer_errors`.
         verbose: 1 prints the steps of a selective search.
 
     Returns:
@@ -270,6 +278,9 @@ def export_tflite(
             content = _convert(converter, model, quantization)
         if compact and selection is None:  # selective candidates are compacted already
             content = compact_tflite(content)
+        errors = ()
+        if layer_errors and quantization == "int8":
+            errors = _layer_errors(saved, calibration, int8_io)
     seconds = time.perf_counter() - start
     atomic_write_bytes(path, content)
     side = []
@@ -289,7 +300,20 @@ def export_tflite(
         side_files=tuple(side),
         rnn_layout=rnn_layout,
         selection=selection,
+        layer_errors=errors,
     )
+
+
+def _layer_errors(saved_model_dir, calibration, fully_quantize):
+    """`({"tensor", "op", "error"}, ...)` for every quantized tensor, largest error first."""
+    from tfmm.export.selective import CalibratedModel
+
+    # The debugger changes the converter it is given: a fresh one, not the exported file's.
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=["serving_default"])
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = calibration
+    ranked = CalibratedModel(converter, calibration, fully_quantize=fully_quantize).ranked_tensors()
+    return tuple({"tensor": tensor, "op": op, "error": round(error, 4)} for tensor, op, error in ranked)
 
 
 def _convert(converter, model, quantization):

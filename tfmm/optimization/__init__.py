@@ -18,6 +18,7 @@ from tfmm.optimization.clustering import (
     cluster_report,
     strip_clustering,
 )
+from tfmm.optimization.distribute import is_chief, make_strategy, strategy_scope
 from tfmm.optimization.distillation import DistillationConfig, Distiller, distill
 from tfmm.optimization.pipeline import OptimizationResult, optimize
 from tfmm.optimization.policies import LayerPolicy, get_layer_policy, register_layer_policy
@@ -63,6 +64,8 @@ __all__ = [
     "cluster_report",
     "distill",
     "get_layer_policy",
+    "is_chief",
+    "make_strategy",
     "optimize",
     "pruning_schedule_steps",
     "qat_scope",
@@ -70,6 +73,7 @@ __all__ = [
     "quantize_custom_objects",
     "register_layer_policy",
     "sparsity_report",
+    "strategy_scope",
     "strip",
     "strip_clustering",
 ]

@@ -138,8 +138,10 @@ class Distiller(keras.Model):
 
     def compile(self, optimizer="adam", metrics=None, **kwargs):
         """Compile with the student's hard-label loss chosen from its head."""
-        self.hard_loss = (keras.losses.BinaryCrossentropy() if self.multilabel
-                          else keras.losses.SparseCategoricalCrossentropy())
+        kind = keras.losses.BinaryCrossentropy if self.multilabel else keras.losses.SparseCategoricalCrossentropy
+        self.hard_loss = kind()
+        # Per example in `train_step`: Keras refuses averaging losses inside a distribution strategy.
+        self._hard_per_example = kind(reduction=keras.losses.Reduction.NONE)
         super().compile(optimizer=optimizer, metrics=metrics, loss=self.hard_loss, **kwargs)
 
     def call(self, inputs, training=False):
@@ -159,19 +161,23 @@ class Distiller(keras.Model):
     def train_step(self, data):
         x, y = data[0], data[1]
         teacher_probs = self.teacher({k: x[k] for k in self._teacher_inputs}, training=False)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape() as tape:
             student_probs = self(x, training=True)
-            hard = self.hard_loss(y, student_probs)
+            hard = tf.reduce_mean(self._hard_per_example(y, student_probs))
             soft = tf.reduce_mean(self._soft_loss(teacher_probs, student_probs))
             loss = self.alpha * soft + (1.0 - self.alpha) * hard + tf.add_n(self.student.losses or [0.0])
+            # Gradients are summed over replicas: each one contributes its share of the mean.
+            scaled = loss / replicas
         variables = self.student.trainable_variables
-        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        self.optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
         self.compiled_metrics.update_state(y, student_probs)
         return {"loss": loss, "soft_loss": soft, "hard_loss": hard,
                 **{m.name: m.result() for m in self.metrics if m.name != "loss"}}
 
 
-def distill(student, config, train_data, *, validation_data=None, epochs=None, callbacks=(), verbose=1):
+def distill(student, config, train_data, *, validation_data=None, epochs=None, callbacks=(), strategy=None,
+            verbose=1):
     """Train `student` from `config.teacher`; return the plain trained student and its history.
 
     Args:
@@ -182,27 +188,35 @@ def distill(student, config, train_data, *, validation_data=None, epochs=None, c
         validation_data: Same forms, optional.
         epochs: Overrides `config.epochs`.
         callbacks: Extra Keras callbacks.
+        strategy: A `tf.distribute.Strategy` (see `tfmm.optimization.optimize`);
+            the teacher is loaded and the student copied into its scope.
         verbose: Keras progress output.
 
     Returns:
-        `(student, history_dict)`: the same student object, trained, compiled
-        with its own loss so it can be evaluated, saved or optimized further.
+        `(student, history_dict)`: the student, trained, compiled with its own
+        loss so it can be evaluated, saved or optimized further (the same object
+        without a strategy; its copy in the strategy's scope with one).
 
     Raises:
-        ConfigError: Bad config, missing teacher, or incompatible models.
+        ConfigError: Bad config or strategy, missing teacher, or incompatible models.
 
     Example:
         >>> student, history = tfmm.optimization.distill(
         ...     student, {"teacher": "teacher.keras", "epochs": 2}, (x, y))  # doctest: +SKIP
     """
+    from tfmm.optimization.distribute import strategy_scope
+    from tfmm.optimization.pipeline import _as_dataset, _copy
+
     if isinstance(config, dict):
         config = DistillationConfig.from_dict(config)
-    distiller = Distiller(student, config.load_teacher(), temperature=config.temperature, alpha=config.alpha)
-    distiller.compile(optimizer=keras.optimizers.Adam(config.learning_rate), metrics=["accuracy"])
-    from tfmm.optimization.pipeline import _as_dataset
-
-    fit = distiller.fit(_as_dataset(train_data, "train_data"), validation_data=_as_dataset(validation_data, "validation_data"),
-                        epochs=epochs or config.epochs, callbacks=list(callbacks), verbose=verbose)
-    student.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=distiller.hard_loss,
-                    metrics=["accuracy"])
+    with strategy_scope(strategy):
+        if strategy is not None:
+            student = _copy(student)
+        distiller = Distiller(student, config.load_teacher(), temperature=config.temperature, alpha=config.alpha)
+        distiller.compile(optimizer=keras.optimizers.Adam(config.learning_rate), metrics=["accuracy"])
+        fit = distiller.fit(_as_dataset(train_data, "train_data"),
+                            validation_data=_as_dataset(validation_data, "validation_data"),
+                            epochs=epochs or config.epochs, callbacks=list(callbacks), verbose=verbose)
+        student.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=distiller.hard_loss,
+                        metrics=["accuracy"])
     return student, fit.history

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from tfmm._keras import check_keras2, keras
 from tfmm.errors import ConfigError, DataError
+from tfmm.optimization.distribute import strategy_scope
 from tfmm.optimization.clustering import ClusterPreserve, apply_clustering, cluster_report, strip_clustering
 from tfmm.optimization.pruning import SparsityMask, _check_patterns, apply_pruning, sparsity_report, strip
 from tfmm.optimization.qat import apply_qat, quantization_plan, qat_scope
@@ -109,6 +110,7 @@ def optimize(
     optimizer="adam",
     steps_per_epoch=None,
     callbacks=(),
+    strategy=None,
     verbose=1,
 ):
     """Run a recipe (distill -> prune -> fine-tune -> strip -> QAT fine-tune) on a model.
@@ -130,6 +132,13 @@ def optimize(
         steps_per_epoch: Batches per epoch, when the dataset cannot tell.
         callbacks: Extra Keras callbacks for every fine-tuning `fit` (e.g. a
             timer or early stopping); tfmm's own pruning / mask callbacks are added.
+        strategy: A `tf.distribute.Strategy` to fine-tune with, e.g.
+            `tf.distribute.MirroredStrategy()` (local devices) or
+            `tf.distribute.MultiWorkerMirroredStrategy()` (processes / machines
+            named by `TF_CONFIG`; create it first thing in the program). Every
+            stage's model is built in its scope (`model` is copied in), each
+            batch of `train_data` is the *global* batch, split across replicas.
+            Pruning steps, masks and QAT ranges stay identical on all replicas.
         verbose: Keras progress output (0, 1 or 2).
 
     Returns:
@@ -137,8 +146,8 @@ def optimize(
 
     Raises:
         TypeError: `model` is a Keras 3 model.
-        ConfigError: Bad recipe or optimizer, or a recipe pattern that matches no
-            layer (checked before any training).
+        ConfigError: Bad recipe, optimizer or strategy, or a recipe pattern that
+            matches no layer (checked before any training).
         DataError: Bad data.
 
     Example:
@@ -166,99 +175,104 @@ def optimize(
     loss = loss or getattr(model, "loss", None) or keras.losses.SparseCategoricalCrossentropy()
     _optimizer(optimizer, 1e-3)  # fail on a bad optimizer before any training
 
-    report = {"recipe": recipe.to_dict(), "stages": {}}
-    history = {}
-    report["stages"]["float"] = {"metrics": _evaluate(_compile(_copy(model), 1e-3, loss, metrics), validation)}
-    current = model
+    scope = strategy_scope(strategy)  # checks `strategy` before any training
+    with scope:
+        if strategy is not None:
+            model = _copy(model)  # variables mirrored across the replicas
+        report = {"recipe": recipe.to_dict(), "stages": {}}
+        history = {}
+        report["stages"]["float"] = {"metrics": _evaluate(_compile(_copy(model), 1e-3, loss, metrics), validation)}
+        current = model
 
-    if recipe.distill is not None:
-        from tfmm.optimization.distillation import distill
+        if recipe.distill is not None:
+            from tfmm.optimization.distillation import distill
 
-        start = time.perf_counter()
-        teacher = recipe.distill.load_teacher()
-        teacher_metrics = _evaluate(_compile(_copy(teacher), 1e-3, loss, metrics), validation)
-        current, history["distill"] = distill(current, recipe.distill, train, validation_data=validation,
-                                              callbacks=extra_callbacks, verbose=verbose)
-        _compile(current, recipe.learning_rate, loss, metrics, optimizer)
-        report["stages"]["distill"] = {
-            "metrics": _evaluate(current, validation),
-            "teacher_metrics": teacher_metrics,
-            "teacher_params": int(teacher.count_params()),
-            "student_params": int(current.count_params()),
-            "seconds": round(time.perf_counter() - start, 1),
-        }
+            start = time.perf_counter()
+            teacher = recipe.distill.load_teacher()
+            teacher_metrics = _evaluate(_compile(_copy(teacher), 1e-3, loss, metrics), validation)
+            current, history["distill"] = distill(current, recipe.distill, train, validation_data=validation,
+                                                  callbacks=extra_callbacks, strategy=strategy,
+                                                  verbose=verbose)
+            _compile(current, recipe.learning_rate, loss, metrics, optimizer)
+            report["stages"]["distill"] = {
+                "metrics": _evaluate(current, validation),
+                "teacher_metrics": teacher_metrics,
+                "teacher_params": int(teacher.count_params()),
+                "student_params": int(current.count_params()),
+                "seconds": round(time.perf_counter() - start, 1),
+            }
 
-    if recipe.prune is not None:
-        start = time.perf_counter()
-        pruned, callbacks = apply_pruning(
-            current, recipe.prune, steps_per_epoch=steps, epochs=recipe.prune.epochs
-        )
-        _compile(pruned, recipe.learning_rate, loss, metrics, optimizer)
-        fit = pruned.fit(train, validation_data=validation, epochs=recipe.prune.epochs,
-                         callbacks=callbacks + list(extra_callbacks), verbose=verbose)
-        current = strip(pruned)
-        _compile(current, recipe.learning_rate, loss, metrics, optimizer)
-        sparsity = sparsity_report(current)
-        history["prune"] = fit.history
-        report["stages"]["prune"] = {
-            "metrics": _evaluate(current, validation),
-            "sparsity": sparsity["overall"],
-            "layer_sparsity": {k: v["sparsity"] for k, v in sparsity["layers"].items()},
-            "seconds": round(time.perf_counter() - start, 1),
-        }
+        if recipe.prune is not None:
+            start = time.perf_counter()
+            pruned, callbacks = apply_pruning(
+                current, recipe.prune, steps_per_epoch=steps, epochs=recipe.prune.epochs
+            )
+            _compile(pruned, recipe.learning_rate, loss, metrics, optimizer)
+            fit = pruned.fit(train, validation_data=validation, epochs=recipe.prune.epochs,
+                             callbacks=callbacks + list(extra_callbacks), verbose=verbose)
+            current = strip(pruned)
+            _compile(current, recipe.learning_rate, loss, metrics, optimizer)
+            sparsity = sparsity_report(current)
+            history["prune"] = fit.history
+            report["stages"]["prune"] = {
+                "metrics": _evaluate(current, validation),
+                "sparsity": sparsity["overall"],
+                "layer_sparsity": {k: v["sparsity"] for k, v in sparsity["layers"].items()},
+                "seconds": round(time.perf_counter() - start, 1),
+            }
 
-    if recipe.cluster is not None:
-        start = time.perf_counter()
-        cconfig = recipe.cluster
-        if recipe.prune is not None and not cconfig.preserve_sparsity:
-            cconfig = dataclasses.replace(cconfig, preserve_sparsity=True)
-        clustered, left_out = apply_clustering(current, cconfig)
-        _compile(clustered, cconfig.learning_rate, loss, metrics, optimizer)
-        # Layers left unclustered (the LSTM) would regrow their pruned weights.
-        masks = [SparsityMask()] if cconfig.preserve_sparsity else []
-        fit = clustered.fit(train, validation_data=validation, epochs=cconfig.epochs,
-                            callbacks=masks + list(extra_callbacks), verbose=verbose)
-        current = strip_clustering(clustered)
-        _compile(current, recipe.learning_rate, loss, metrics, optimizer)
-        history["cluster"] = fit.history
-        report["stages"]["cluster"] = {
-            "metrics": _evaluate(current, validation),
-            "sparsity": sparsity_report(current)["overall"],
-            "preserve_sparsity": cconfig.preserve_sparsity,
-            "unique_values": {k: v["unique"] for k, v in cluster_report(current).items()},
-            "left_out": left_out,
-            "seconds": round(time.perf_counter() - start, 1),
-        }
+        if recipe.cluster is not None:
+            start = time.perf_counter()
+            cconfig = recipe.cluster
+            if recipe.prune is not None and not cconfig.preserve_sparsity:
+                cconfig = dataclasses.replace(cconfig, preserve_sparsity=True)
+            clustered, left_out = apply_clustering(current, cconfig)
+            _compile(clustered, cconfig.learning_rate, loss, metrics, optimizer)
+            # Layers left unclustered (the LSTM) would regrow their pruned weights.
+            masks = [SparsityMask()] if cconfig.preserve_sparsity else []
+            fit = clustered.fit(train, validation_data=validation, epochs=cconfig.epochs,
+                                callbacks=masks + list(extra_callbacks), verbose=verbose)
+            current = strip_clustering(clustered)
+            _compile(current, recipe.learning_rate, loss, metrics, optimizer)
+            history["cluster"] = fit.history
+            report["stages"]["cluster"] = {
+                "metrics": _evaluate(current, validation),
+                "sparsity": sparsity_report(current)["overall"],
+                "preserve_sparsity": cconfig.preserve_sparsity,
+                "unique_values": {k: v["unique"] for k, v in cluster_report(current).items()},
+                "left_out": left_out,
+                "seconds": round(time.perf_counter() - start, 1),
+            }
 
-    if recipe.quantize is not None:
-        start = time.perf_counter()
-        qconfig = recipe.quantize
-        if recipe.prune is not None and not qconfig.preserve_sparsity:
-            qconfig = dataclasses.replace(qconfig, preserve_sparsity=True)
-        plan = quantization_plan(current, qconfig)
-        with qat_scope():
-            qat = apply_qat(current, qconfig)
-            _compile(qat, qconfig.learning_rate, loss, metrics, optimizer)
-            callbacks = [SparsityMask()] if qconfig.preserve_sparsity else []
-            if recipe.cluster is not None:
-                callbacks.append(ClusterPreserve())
-            fit = qat.fit(train, validation_data=validation, epochs=qconfig.epochs,
-                          callbacks=callbacks + list(extra_callbacks), verbose=verbose)
-        current = qat
-        history["quantize"] = fit.history
-        sparsity = sparsity_report(current)
-        report["stages"]["quantize"] = {
-            "metrics": _evaluate(current, validation),
-            "sparsity": sparsity["overall"],
-            "preserve_sparsity": qconfig.preserve_sparsity,
-            "unique_values": ({k: v["unique"] for k, v in cluster_report(current).items()}
-                              if recipe.cluster is not None else None),
-            "plan": plan,
-            "float_layers": [
-                {"layer": p["layer"], "class_name": p["class_name"], "reason": p["reason"]}
-                for p in plan
-                if p["mode"] == "float"
-            ],
-            "seconds": round(time.perf_counter() - start, 1),
-        }
-    return OptimizationResult(model=current, history=history, report=report)
+        if recipe.quantize is not None:
+            start = time.perf_counter()
+            qconfig = recipe.quantize
+            if recipe.prune is not None and not qconfig.preserve_sparsity:
+                qconfig = dataclasses.replace(qconfig, preserve_sparsity=True)
+            plan = quantization_plan(current, qconfig)
+            with qat_scope():
+                qat = apply_qat(current, qconfig)
+                _compile(qat, qconfig.learning_rate, loss, metrics, optimizer)
+                callbacks = [SparsityMask()] if qconfig.preserve_sparsity else []
+                if recipe.cluster is not None:
+                    callbacks.append(ClusterPreserve())
+                fit = qat.fit(train, validation_data=validation, epochs=qconfig.epochs,
+                              callbacks=callbacks + list(extra_callbacks), verbose=verbose)
+            current = qat
+            history["quantize"] = fit.history
+            sparsity = sparsity_report(current)
+            report["stages"]["quantize"] = {
+                "metrics": _evaluate(current, validation),
+                "sparsity": sparsity["overall"],
+                "preserve_sparsity": qconfig.preserve_sparsity,
+                "unique_values": ({k: v["unique"] for k, v in cluster_report(current).items()}
+                                  if recipe.cluster is not None else None),
+                "plan": plan,
+                "float_layers": [
+                    {"layer": p["layer"], "class_name": p["class_name"], "reason": p["reason"]}
+                    for p in plan
+                    if p["mode"] == "float"
+                ],
+                "seconds": round(time.perf_counter() - start, 1),
+            }
+        return OptimizationResult(model=current, history=history, report=report)

@@ -15,7 +15,7 @@ from tfmm._keras import check_keras2, hub_custom_objects, keras, tfmot, unwrap
 from tfmm.config import Config
 from tfmm.optimization.policies import get_layer_policy
 from tfmm.optimization.pruning import _copy_weights, _excluded
-from tfmm.optimization.quantize_configs import WeightsQuantizeConfig, quantize_custom_objects
+from tfmm.optimization.quantize_configs import ReplicaAllValuesQuantizer, WeightsQuantizeConfig, quantize_custom_objects
 
 __all__ = ["QuantizationConfig", "TfmmQuantizeScheme", "apply_qat", "quantization_plan", "qat_scope"]
 
@@ -62,10 +62,16 @@ class QuantizationConfig(Config):
 
 
 class _FloatInputLayerQuantize(transforms8.InputLayerQuantize):
-    """Quantize float inputs only: token ids (int32) stay integers."""
+    """Quantize float inputs only (token ids stay int32), with replica-consistent ranges."""
 
     def pattern(self):
         return transforms.LayerPattern("InputLayer", config={"dtype": "float32"})
+
+    def replacement(self, match_layer):
+        node = super().replacement(match_layer)
+        quantizer = ReplicaAllValuesQuantizer()
+        node.layer["config"]["quantizer"] = {"class_name": type(quantizer).__name__, "config": quantizer.get_config()}
+        return node
 
 
 class _LayoutTransform(layout8.Default8BitQuantizeLayoutTransform):

@@ -16,7 +16,8 @@ import tensorflow as tf
 
 from tfmm._keras import keras, tfmot
 
-__all__ = ["WeightsQuantizeConfig", "SparsityPreservingWeightsQuantizer", "quantize_custom_objects"]
+__all__ = ["ReplicaAllValuesQuantizer", "SparsityPreservingWeightsQuantizer", "WeightsQuantizeConfig",
+           "quantize_custom_objects"]
 
 _quantizers = tfmot().quantization.keras.quantizers
 
@@ -127,6 +128,39 @@ class WeightsQuantizeConfig(tfmot().quantization.keras.QuantizeConfig):
         }
 
 
+@keras.utils.register_keras_serializable(package="tfmm")
+class ReplicaAllValuesQuantizer(_quantizers.AllValuesQuantizer):
+    """TFMOT's input quantizer (range = min / max of all values seen), replica-consistent.
+
+    Under a `tf.distribute` strategy each replica sees its own part of the batch;
+    TFMOT's `AllValuesQuantizer` would then keep a different range per replica
+    (measured: the two workers' input ranges differed after QAT). This one
+    gathers the batch min / max from every replica first, so all replicas keep
+    the range one device would compute on the global batch. Without a strategy
+    it computes exactly what `AllValuesQuantizer` does.
+
+    Example:
+        >>> q = tfmm.optimization.quantize_configs.ReplicaAllValuesQuantizer()
+    """
+
+    def __init__(self, num_bits=8, per_axis=False, symmetric=False, narrow_range=False):
+        super().__init__(num_bits=num_bits, per_axis=per_axis, symmetric=symmetric, narrow_range=narrow_range)
+
+    def __call__(self, inputs, training, weights, **kwargs):
+        context = tf.distribute.get_replica_context()
+        if not training or self.symmetric or context is None or context.num_replicas_in_sync == 1:
+            return super().__call__(inputs, training, weights, **kwargs)
+        local = tf.stack([tf.reduce_min(inputs), -tf.reduce_max(inputs)])[None]
+        gathered = tf.reduce_min(tf.reshape(context.all_gather(local, axis=0), [-1, 2]), axis=0)
+        low, negative_high = gathered[0], gathered[1]
+        range_min = tf.minimum(tf.minimum(weights["min_var"], low), 0.0)  # 0 must stay representable
+        range_max = tf.maximum(tf.maximum(weights["max_var"], -negative_high), 0.0)
+        weights["min_var"].assign(range_min)
+        weights["max_var"].assign(range_max)
+        return tf.quantization.fake_quant_with_min_max_vars(
+            inputs, range_min, range_max, num_bits=self.num_bits, narrow_range=self.narrow_range)
+
+
 def quantize_custom_objects():
     """Return the custom objects needed to build, save or load tfmm QAT models.
 
@@ -139,4 +173,5 @@ def quantize_custom_objects():
     return {
         "WeightsQuantizeConfig": WeightsQuantizeConfig,
         "SparsityPreservingWeightsQuantizer": SparsityPreservingWeightsQuantizer,
+        "ReplicaAllValuesQuantizer": ReplicaAllValuesQuantizer,
     }
