@@ -62,17 +62,22 @@ def test_int8_has_int8_io_for_float_modalities_int32_tokens_and_agrees_with_kera
 
 
 @pytest.mark.slow
-def test_qat_model_exports_to_int8(learnable, tmp_path):
+def test_qat_model_exports_to_int8(learnable, exported, tmp_path):
     result = tfmm.optimization.optimize(
         copy_model(learnable["model"]), {"prune": {"target_sparsity": 0.5, "epochs": 1},
                                          "quantize": {"epochs": 1}},
         learnable["train"], verbose=0,
     )
-    exported = export_tflite(result.model, str(tmp_path / "qat.tflite"),
+    qat_file = export_tflite(result.model, str(tmp_path / "qat.tflite"),
                              representative_data=learnable["validation"][0])
-    report = verify_tflite(exported.path, learnable["validation"], reference_model=result.model)
+    report = verify_tflite(qat_file.path, learnable["validation"], reference_model=result.model)
     assert report.agreement >= 0.9, report
-    assert {t.name: t.dtype for t in exported.summary.inputs}["image"] == "int8"
+    assert {t.name: t.dtype for t in qat_file.summary.inputs}["image"] == "int8"
+    # BatchNormalization after Conv2D is folded as in PTQ int8; after Conv1D it stays a MUL + ADD.
+    unfolded = [p for p in result.report["stages"]["quantize"]["plan"]
+                if p["class_name"] == "BatchNormalization" and p["mode"] == "output"]
+    ptq = exported["int8"].summary.op_histogram
+    assert qat_file.summary.op_histogram.get("MUL", 0) == ptq.get("MUL", 0) + len(unfolded)
 
 
 @pytest.mark.slow
@@ -138,6 +143,29 @@ def test_failed_conversion_leaves_no_file(tmp_path, monkeypatch):
     model = tfmm.models.build_multimodal_model(tiny_config(("image",), num_classes=3))
     with pytest.raises(ExportError, match="to float32 TFLite failed: .*representative"):
         export_tflite(model, str(tmp_path / "m.tflite"), quantization="float32")
+    assert not any(p.suffix == ".tflite" or p.name.startswith(".tmp") for p in tmp_path.iterdir())
+
+
+def test_a_file_litert_cannot_prepare_is_an_export_error_and_leaves_no_file(tmp_path, monkeypatch):
+    # Measured: a QAT'd `small` model calibrated on random data got zero-scale tensors
+    # and its int8 file failed to prepare under XNNPACK. Reproduce the file's defect.
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    compact = tfmm.export.tflite.compact_tflite
+
+    def zero_scales(content):
+        graph = flatbuffer_utils.read_model_from_bytearray(bytearray(compact(content)))
+        for op in graph.subgraphs[0].operators:
+            if graph.operatorCodes[op.opcodeIndex].builtinCode == 9:  # FULLY_CONNECTED
+                graph.subgraphs[0].tensors[op.outputs[0]].quantization.scale[:] = 0.0
+        return bytes(flatbuffer_utils.convert_object_to_bytearray(graph))
+
+    monkeypatch.setattr(tfmm.export.tflite, "compact_tflite", zero_scales)
+    config = tiny_config(("image",), num_classes=3)
+    model = tfmm.models.build_multimodal_model(config)
+    x, _ = data_for(config, n=16)
+    with pytest.raises(ExportError, match=r"cannot be prepared by LiteRT .*nothing was written.*zero quantization"):
+        export_tflite(model, str(tmp_path / "m.tflite"), representative_data=x)
     assert not any(p.suffix == ".tflite" or p.name.startswith(".tmp") for p in tmp_path.iterdir())
 
 

@@ -63,7 +63,8 @@ def test_quantization_plan_covers_every_layer_with_reasons(learnable):
     modes = {p["layer"]: p["mode"] for p in plan}
     assert modes["text"] == "float" and modes["image"] == "input"
     assert modes["audio_block1_conv"] == "weights" and modes["audio_block1_bn"] == "output"
-    assert modes["image_stem_conv"] == "default"
+    assert modes["image_stem_conv"] == "default" and modes["image_stem_bn"] == "folded"
+    assert all(modes[p["layer"]] in ("folded", "output") for p in plan if p["class_name"] == "BatchNormalization")
     assert all(p["reason"] for p in plan if p["mode"] == "float")
 
 

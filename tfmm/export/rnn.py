@@ -125,12 +125,17 @@ class UnrolledLSTM(keras.layers.Layer):
             projected = tf.nn.bias_add(projected, cell.bias)
         projected = tf.unstack(tf.reshape(projected, [-1, steps, 4 * cell.units]), axis=1)
         outputs, state, carry = [], None, None
+        units = cell.units
         for z in projected:
-            if state is not None:
+            if state is None:  # zero state: no recurrent matmul, no forget gate
+                # (slices, not a split with an unused output: after QAT that split
+                # stayed float and the file failed to load under XNNPACK)
+                i, g, o = z[:, :units], z[:, 2 * units : 3 * units], z[:, 3 * units :]
+                carry = self.recurrent_activation(i) * self.activation(g)
+            else:
                 z = z + tf.matmul(state, cell.recurrent_kernel)
-            i, f, g, o = tf.split(z, 4, axis=-1)
-            update = self.recurrent_activation(i) * self.activation(g)
-            carry = update if carry is None else self.recurrent_activation(f) * carry + update
+                i, f, g, o = tf.split(z, 4, axis=-1)
+                carry = self.recurrent_activation(f) * carry + self.recurrent_activation(i) * self.activation(g)
             state = self.recurrent_activation(o) * self.activation(carry)
             outputs.append(state)
         if mask is None:

@@ -32,6 +32,7 @@ from tfmm.data import representative_dataset
 from tfmm.errors import ConfigError, ExportError
 from tfmm.export.compact import compact_tflite
 from tfmm.export.inspect import TFLiteSummary, inspect_tflite
+from tfmm.export.interpreter import TFLiteRunner
 from tfmm.export.rnn import prepare_for_export
 
 __all__ = ["ExportResult", "MODES", "PREFERENCES", "export_tflite", "export_saved_model"]
@@ -278,6 +279,7 @@ def export_tflite(
             content = _convert(converter, model, quantization)
         if compact and selection is None:  # selective candidates are compacted already
             content = compact_tflite(content)
+        _check_loadable(content, os.path.join(tmp, "candidate.tflite"), model, quantization)
         errors = ()
         if layer_errors and quantization == "int8":
             errors = _layer_errors(saved, calibration, int8_io)
@@ -302,6 +304,28 @@ def export_tflite(
         selection=selection,
         layer_errors=errors,
     )
+
+
+def _check_loadable(content, scratch_path, model, quantization):
+    """Raise `ExportError` (before anything is written) if LiteRT cannot prepare `content`."""
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    with open(scratch_path, "wb") as f:
+        f.write(content)
+    try:
+        TFLiteRunner(scratch_path)
+    except ExportError as e:
+        graph = flatbuffer_utils.read_model_from_bytearray(bytearray(content))
+        zero = [t for g in graph.subgraphs for t in g.tensors
+                if t.quantization is not None and t.quantization.scale is not None
+                and len(t.quantization.scale) and not np.all(t.quantization.scale)]
+        hint = (f" {len(zero)} tensor(s) got a zero quantization scale (calibration saw only zeros "
+                "there): calibrate with more varied `representative_data`, fine-tune longer, or "
+                "export with quantization='dynamic'." if zero else "")
+        raise ExportError(
+            f"The {quantization} file the converter made for {model.name!r} cannot be prepared by "
+            f"LiteRT ({str(e).split('(', 1)[-1].split(')')[0]}); nothing was written.{hint}"
+        ) from None
 
 
 def _layer_errors(saved_model_dir, calibration, fully_quantize):
