@@ -72,6 +72,8 @@ def section_variants(args, tmp):
     """The default model through every export and optimization variant."""
     from tfmm._keras import keras
     from tfmm.export import export_tflite
+    from tfmm.data import av_digits_tokenizer
+    from tfmm.models import build_multimodal_model, compile_model, get_preset, student_config
     from tfmm.optimization import optimize
 
     timer = EpochTimer()
@@ -94,17 +96,37 @@ def section_variants(args, tmp):
     export("PTQ int8 (full integer)", model)
     export("PTQ int8 prefer=latency", model, prefer="latency")
     train, validation = _datasets(data)
-    for name, recipe in (("QAT int8", {"quantize": {"epochs": args.qat_epochs}}),
-                         ("prune 75% + PQAT int8", {"prune": {"target_sparsity": 0.75, "epochs": args.qat_epochs},
-                                                    "quantize": {"epochs": args.qat_epochs}})):
-        model.set_weights(weights)
+    teacher = os.path.join(tmp, "teacher.keras")
+    model.save(teacher)
+    e = args.qat_epochs
+    prune, quantize = {"target_sparsity": 0.75, "epochs": e}, {"epochs": e}
+    cluster = {"number_of_clusters": 16, "epochs": e}
+    recipes = (
+        ("QAT int8", {"quantize": quantize}),
+        ("prune 75% + PQAT int8", {"prune": prune, "quantize": quantize}),
+        ("cluster 16 + CQAT int8", {"cluster": cluster, "quantize": quantize}),
+        ("prune 75% + cluster 16 + PCQAT int8", {"prune": prune, "cluster": cluster, "quantize": quantize}),
+        ("distilled half-width student + prune 75% + PQAT int8",
+         {"distill": {"teacher": teacher, "epochs": args.epochs}, "prune": prune, "quantize": quantize}),
+    )
+    for name, recipe in recipes:
         keras.utils.set_random_seed(0)
+        start = model
+        if "distill" in recipe:
+            teacher_config = get_preset("small", vocab_size=av_digits_tokenizer().vocab_size)
+            start = compile_model(build_multimodal_model(student_config(teacher_config, width=0.5)))
+        else:
+            model.set_weights(weights)
         timer = EpochTimer()
-        result = optimize(model, recipe, train, validation_data=validation, callbacks=[timer], verbose=0)
-        out["epochs"][name] = {"epoch_s": timer.times, "qat_epoch_s": _steady(timer.times[-args.qat_epochs:])}
+        result = optimize(start, recipe, train, validation_data=validation, callbacks=[timer], verbose=0)
+        out["epochs"][name] = {"epoch_s": timer.times, "qat_epoch_s": _steady(timer.times[-e:])}
         export(name, result.model)
-        out["files"][name]["sparsity"] = result.report["stages"]["quantize"]["sparsity"]
-        out["files"][name]["keras_accuracy"] = keras_accuracy(result.model, data["test"])
+        stages = result.report["stages"]
+        out["files"][name].update(
+            sparsity=stages["quantize"]["sparsity"], keras_accuracy=keras_accuracy(result.model, data["test"]),
+            params=int(result.model.count_params()),
+            max_unique_values=max((stages["quantize"].get("unique_values") or {0: 0}).values()),
+        )
     return out
 
 

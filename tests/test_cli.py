@@ -35,15 +35,15 @@ def test_bad_usage_exits_with_code_2(argv, capsys):
 @pytest.mark.slow
 def test_quick_demo_trains_writes_files_and_prints_the_table(tmp_path):
     out = tmp_path / "demo"
-    proc = _tfmm("demo", "--quick", "--out", str(out))
+    proc = _tfmm("demo", "--quick", "--limit", "1500", "--out", str(out))  # `--quick` alone: < 3 min
     assert proc.returncode == 0, proc.stderr
     assert "test accuracy (Keras float)" in proc.stdout
     assert "cuda" not in proc.stderr.lower(), "TensorFlow start-up noise should be hidden"
     results = json.loads((out / "results.json").read_text())
     assert results["data"] == "AV-digits (bundled)"
-    assert (results["train_examples"], results["test_examples"], results["epochs"]) == (3500, 1000, 2)
-    # Ten classes: chance is 0.10; two epochs on AV-digits learn well above it.
-    assert results["test_accuracy"] > 0.3
+    assert (results["train_examples"], results["test_examples"], results["epochs"]) == (1500, 1000, 2)
+    # Ten classes: chance is 0.10; two epochs on 1,500 examples learn well above it.
+    assert results["test_accuracy"] > 0.25
     assert f"{results['test_accuracy']:.3f}" in proc.stdout
     assert os.path.getsize(out / "model.keras") > 10_000
     assert (out / "config.yaml").read_text().startswith("num_classes: 10")
@@ -73,7 +73,7 @@ def test_quick_demo_trains_writes_files_and_prints_the_table(tmp_path):
 
 @pytest.mark.slow
 def test_train_optimize_export_inspect_bench_chain(tmp_path):
-    proc = _tfmm("train", "--preset", "tiny", "--modalities", "image,text", "--epochs", "3", "--limit", "1200",
+    proc = _tfmm("train", "--preset", "tiny", "--modalities", "image,text", "--epochs", "3", "--limit", "800",
                  "--out", "m.keras", "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     figures = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -83,7 +83,7 @@ def test_train_optimize_export_inspect_bench_chain(tmp_path):
 
     (tmp_path / "recipe.yaml").write_text("prune:\n  target_sparsity: 0.5\n  epochs: 1\nquantize:\n  epochs: 1\n")
     proc = _tfmm("optimize", "--model", "m.keras", "--recipe", "recipe.yaml", "--out", "opt.h5", "--quiet",
-                 "--limit", "1200", "--strategy", "mirrored", cwd=tmp_path)
+                 "--limit", "800", "--strategy", "mirrored", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     results = json.loads((tmp_path / "opt-optimize-report" / "results.json").read_text())
     assert abs(results["optimization"]["stages"]["prune"]["sparsity"] - 0.5) <= 0.02
@@ -112,7 +112,6 @@ def test_train_optimize_export_inspect_bench_chain(tmp_path):
     assert latency["num_threads"] == 2 and 0 < latency["p50_ms"] <= latency["p90_ms"]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("argv, message", [
     (["optimize", "--model", "missing.keras", "--out", "o.h5"], "No model at 'missing.keras'"),
     (["optimize", "--model", "m.keras", "--out", "o.keras"], "must be saved as .h5"),
@@ -121,13 +120,14 @@ def test_train_optimize_export_inspect_bench_chain(tmp_path):
     (["train", "--config", "bad.yaml"], "depth"),
     (["optimize", "--model", "m.keras", "--out", "o.h5", "--strategy", "multi-worker"], "needs TF_CONFIG"),
 ])
-def test_bad_inputs_exit_2_with_a_message(argv, message, tmp_path):
+def test_bad_inputs_exit_2_with_a_message(argv, message, tmp_path, monkeypatch, capsys):
     (tmp_path / "bad.yaml").write_text("num_classes: 10\nimage:\n  depth: 11\n")
     (tmp_path / "m.keras").write_text("placeholder")
-    proc = _tfmm(*argv, cwd=tmp_path)
-    assert proc.returncode == 2, (proc.stdout, proc.stderr)
-    assert message in proc.stderr
-    assert "Traceback" not in proc.stderr
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    assert main(argv) == 2  # in process: the same `main` as the `tfmm` script, without a TF start-up each
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
 
 
 def test_usage_errors_of_the_verbs(capsys):

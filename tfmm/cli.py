@@ -30,7 +30,8 @@ def _cmd_demo(args):
     from tfmm.demo import run_demo
 
     results = run_demo(
-        args.out, quick=args.quick, epochs=args.epochs, seed=args.seed, verbose=0 if args.quiet else 2
+        args.out, quick=args.quick, epochs=args.epochs, seed=args.seed, limit=args.limit,
+        verbose=0 if args.quiet else 2,
     )
     rows = [
         ("data", results["data"]),
@@ -84,6 +85,8 @@ def _build_parser():
     demo.add_argument("--epochs", type=_positive_int, default=None, help="training epochs")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     demo.add_argument("--quiet", action="store_true", help="no progress output")
+    demo.add_argument("--limit", type=_positive_int,
+                      help="use only the first N examples of each split (smoke runs)")
     demo.set_defaults(func=_cmd_demo)
 
     from tfmm import commands

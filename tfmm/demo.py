@@ -21,7 +21,7 @@ __all__ = ["run_demo"]
 QUICK_OPTIMIZE_EXAMPLES = 1500
 
 
-def run_demo(out_dir="tfmm-demo", *, quick=False, epochs=None, seed=0, verbose=1):
+def run_demo(out_dir="tfmm-demo", *, quick=False, epochs=None, seed=0, limit=None, verbose=1):
     """Train the default multimodal model and write it with its results.
 
     Args:
@@ -32,6 +32,7 @@ def run_demo(out_dir="tfmm-demo", *, quick=False, epochs=None, seed=0, verbose=1
             of the float model (under 3 minutes on 2 cores).
         epochs: Override the number of training epochs.
         seed: Random seed for data, weights and shuffling.
+        limit: Use only the first `limit` examples of each split (smoke runs).
         verbose: Keras progress output (0 silent, 1 progress bar, 2 one line per epoch).
 
     Returns:
@@ -53,9 +54,8 @@ def run_demo(out_dir="tfmm-demo", *, quick=False, epochs=None, seed=0, verbose=1
     tokenizer = av_digits_tokenizer()
     config = get_preset("small", vocab_size=tokenizer.vocab_size)
     epochs = epochs or (2 if quick else 10)
-    x_train, y_train = load_av_digits("train")
-    x_val, y_val = load_av_digits("validation")
-    x_test, y_test = load_av_digits("test")
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = (
+        _head(load_av_digits(split), limit) for split in ("train", "validation", "test"))
     model = compile_model(build_multimodal_model(config))
     model.fit(
         from_arrays(x_train, y_train, batch_size=32, shuffle=True, seed=seed),
@@ -99,6 +99,13 @@ def run_demo(out_dir="tfmm-demo", *, quick=False, epochs=None, seed=0, verbose=1
     results["report"] = _write_report(results, optimized, train_seconds, out_dir)
     atomic_write_text(os.path.join(out_dir, "results.json"), json.dumps(results, indent=2))
     return results
+
+
+def _head(split, limit):
+    features, labels = split
+    if not limit:
+        return features, labels
+    return {k: v[:limit] for k, v in features.items()}, labels[:limit]
 
 
 def _optimize(model, train, validation, seed, quick, verbose):

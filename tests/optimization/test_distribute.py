@@ -12,6 +12,8 @@ import pytest
 from tfmm.errors import ConfigError
 from tfmm.optimization import is_chief, make_strategy, optimize, strategy_scope
 
+from tests.conftest import copy_model
+
 WORKER = os.path.join(os.path.dirname(__file__), "multiworker_worker.py")
 
 
@@ -25,16 +27,14 @@ def _free_ports(n):
     return ports
 
 
-def test_two_workers_distill_prune_qat_to_identical_weights_and_target_sparsity(learnable, tmp_path):
-    teacher = str(tmp_path / "teacher.keras")
-    learnable["model"].save(teacher)
+def test_two_workers_prune_and_qat_to_identical_weights_and_target_sparsity(tmp_path):
     workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
     processes = []
     for index in range(2):
         env = dict(os.environ, TF_CONFIG=json.dumps(
             {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}))
         processes.append(subprocess.Popen(
-            [sys.executable, WORKER, str(tmp_path / f"worker{index}.npz"), teacher], env=env,
+            [sys.executable, WORKER, str(tmp_path / f"worker{index}.npz")], env=env,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     outputs = []
     try:
@@ -54,6 +54,23 @@ def test_two_workers_distill_prune_qat_to_identical_weights_and_target_sparsity(
     assert names and sorted(names) == sorted(k for k in second.files if k.startswith("weight_"))
     differ = [name for name in names if not np.array_equal(first[name], second[name])]
     assert not differ, f"{len(differ)} of {len(names)} weights differ between the workers: {differ[:8]}"
+
+
+def test_distill_under_a_strategy_trains_a_copy_in_its_scope(learnable, tmp_path):
+    import tensorflow as tf
+
+    from tfmm.optimization import distill
+
+    teacher = str(tmp_path / "teacher.keras")
+    learnable["model"].save(teacher)
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    student = copy_model(learnable["model"])
+    before = [w.copy() for w in student.get_weights()]
+    trained, history = distill(student, {"teacher": teacher, "epochs": 1}, learnable["train"], strategy=strategy,
+                               verbose=0)
+    assert trained is not student and np.isfinite(history["loss"][0])
+    assert all(strategy.extended.variable_created_in_scope(v) for v in trained.weights)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, trained.get_weights()))
 
 
 def test_bad_strategies_raise_config_error(learnable, monkeypatch):
