@@ -16,6 +16,7 @@ What the plain converter gets wrong on our models, and what this does instead:
 
 import dataclasses
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -326,9 +327,12 @@ def _check_loadable(content, scratch_path, model, quantization):
         hint = (f" {len(zero)} tensor(s) got a zero quantization scale (calibration saw only zeros "
                 "there): calibrate with more varied `representative_data`, fine-tune longer, or "
                 "export with quantization='dynamic'." if zero else "")
+        found = re.search(r"model \((.*)\)\. Re-export", str(e), re.S)
+        reason = found.group(1) if found else str(e)
+        reason = re.sub(r"(failed to create XNNPACK runtime)+", r"\1: ", reason)  # LiteRT repeats it per partition
         raise ExportError(
             f"The {quantization} file the converter made for {model.name!r} cannot be prepared by "
-            f"LiteRT ({str(e).split('(', 1)[-1].split(')')[0]}); nothing was written.{hint}"
+            f"LiteRT ({reason}); nothing was written.{hint}"
         ) from None
 
 
