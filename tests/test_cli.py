@@ -73,7 +73,7 @@ def test_quick_demo_trains_writes_files_and_prints_the_table(tmp_path):
 
 @pytest.mark.slow
 def test_train_optimize_export_inspect_bench_chain(tmp_path):
-    proc = _tfmm("train", "--preset", "tiny", "--modalities", "image,text", "--epochs", "3", "--limit", "800",
+    proc = _tfmm("train", "--preset", "tiny", "--modalities", "image,text", "--epochs", "3", "--limit", "1200",
                  "--out", "m.keras", "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     figures = json.loads(proc.stdout.strip().splitlines()[-1])
