@@ -91,6 +91,13 @@ def _copy(model):
     return clone
 
 
+def _after_pruning(config, recipe):
+    """A stage's config with `preserve_sparsity` on when the recipe pruned first (zeros must stay)."""
+    if recipe.prune is not None and not config.preserve_sparsity:
+        return dataclasses.replace(config, preserve_sparsity=True)
+    return config
+
+
 def _evaluate(model, validation):
     if validation is None:
         return {}
@@ -223,9 +230,7 @@ def optimize(
 
         if recipe.cluster is not None:
             start = time.perf_counter()
-            cconfig = recipe.cluster
-            if recipe.prune is not None and not cconfig.preserve_sparsity:
-                cconfig = dataclasses.replace(cconfig, preserve_sparsity=True)
+            cconfig = _after_pruning(recipe.cluster, recipe)
             clustered, left_out = apply_clustering(current, cconfig)
             _compile(clustered, cconfig.learning_rate, loss, metrics, optimizer)
             # Layers left unclustered (the LSTM) would regrow their pruned weights.
@@ -246,9 +251,7 @@ def optimize(
 
         if recipe.quantize is not None:
             start = time.perf_counter()
-            qconfig = recipe.quantize
-            if recipe.prune is not None and not qconfig.preserve_sparsity:
-                qconfig = dataclasses.replace(qconfig, preserve_sparsity=True)
+            qconfig = _after_pruning(recipe.quantize, recipe)
             plan = quantization_plan(current, qconfig)
             with qat_scope():
                 qat = apply_qat(current, qconfig)
