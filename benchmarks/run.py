@@ -84,17 +84,22 @@ def section_variants(args, tmp):
     calib = data["validation"][0]
     out = {"keras_float_accuracy": keras_acc, "float_epoch_s": float_epoch, "files": {}, "epochs": {}}
 
+    paths = {}
+
     def export(name, m, **options):
         result = export_tflite(m, os.path.join(tmp, f"{len(out['files'])}.tflite"),
                                representative_data=calib, **options)
         out["files"][name] = measure_file(result, m, data["test"], threads=(1, 2))
+        paths[name] = result
         print(name, out["files"][name], flush=True)
 
     export("TFLite float32", model, quantization="float32")
     export("dynamic range", model, quantization="dynamic")
     export("float16", model, quantization="float16")
-    export("PTQ int8 (full integer)", model)
+    export("PTQ int8 (full integer)", model, layer_errors=True)
+    export("PTQ int8, per-channel dense", model, per_channel_dense=True)
     export("PTQ int8 prefer=latency", model, prefer="latency")
+    out["breakdown"] = _breakdown(model, calib, paths["PTQ int8 (full integer)"], tmp)
     train, validation = _datasets(data)
     teacher = os.path.join(tmp, "teacher.keras")
     model.save(teacher)
@@ -128,6 +133,47 @@ def section_variants(args, tmp):
             max_unique_values=max((stages["quantize"].get("unique_values") or {0: 0}).values()),
         )
     return out
+
+
+def _breakdown(model, calib, int8, tmp):
+    """Why the int8 file misses its size / latency targets: bytes, per-op-type latency, worst tensors."""
+    import tensorflow as tf
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    from tfmm.data import representative_dataset
+    from tfmm.export import benchmark_tflite, export_saved_model
+    from tfmm.export.selective import CalibratedModel
+
+    graph = flatbuffer_utils.read_model_from_bytearray(bytearray(open(int8.path, "rb").read()))
+    weights = sum(len(b.data) for b in graph.buffers if b.data is not None)
+    sizes = {"file_bytes": int8.size_bytes, "weight_bytes": weights, "graph_bytes": int8.size_bytes - weights,
+             "ops": len(graph.subgraphs[0].operators), "tensors": len(graph.subgraphs[0].tensors)}
+    # Per op type: the full-int8 file with only that type computing in float (measured in one run).
+    saved = export_saved_model(model, os.path.join(tmp, "breakdown_sm"), rnn_layout="unrolled")
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=["serving_default"])
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    calibration = representative_dataset(calib, num_samples=100, model=model)
+    converter.representative_dataset = calibration
+    calibrated = CalibratedModel(converter, calibration)
+    path = os.path.join(tmp, "breakdown.tflite")
+
+    def p50(content):
+        with open(path, "wb") as f:
+            f.write(content)
+        return float(np.median([benchmark_tflite(path, runs=200).p50_ms for _ in range(3)]))
+
+    base = p50(calibrated.quantize())
+    ops = {}
+    for op in sorted(int8.summary.op_histogram):
+        if op in ("DELEGATE", "QUANTIZE", "DEQUANTIZE"):
+            continue
+        try:
+            ops[op] = {"count": int8.summary.op_histogram[op],
+                       "p50_ms_float": p50(calibrated.quantize(denylisted_ops=[op]))}
+        except Exception as e:  # an op type the quantizer cannot leave float alone
+            ops[op] = {"count": int8.summary.op_histogram[op], "error": str(e).splitlines()[0][:120]}
+    worst = [dict(e) for e in int8.layer_errors[:5]]
+    return {"size": sizes, "int8_p50_ms": base, "op_float": ops, "worst_tensors": worst}
 
 
 def section_branches(args, tmp):
@@ -402,6 +448,8 @@ def _report(results):
                       "in a clustered kernel):", "",
                       markdown_table(["recipe", "Keras acc %", "int8 acc %", "params", "sparsity",
                                       "max unique / kernel", "int8 gzip bytes", "gzip x f32"], rows), ""]
+    if v and v.get("breakdown"):
+        parts += _breakdown_report(v["breakdown"], v["files"]["TFLite float32"])
     b = results.get("branches")
     if b:
         rows = [[m, f"{r['keras_accuracy'] * 100:.1f}", f"{r['int8']['accuracy'] * 100:.1f}",
@@ -452,6 +500,29 @@ def _report(results):
                                                    [[x["target"], x["measured"], "pass" if x["pass"] else "MISS"]
                                                     for x in t]), ""]
     return "\n".join(parts)
+
+
+def _breakdown_report(d, f32):
+    size = d["size"]
+    base = d["int8_p50_ms"]
+    rows = [[op, str(r["count"]), f"{r['p50_ms_float']:.3f}" if "p50_ms_float" in r else "fails",
+             f"{r['p50_ms_float'] / base:.2f}" if "p50_ms_float" in r else r.get("error", "")]
+            for op, r in sorted(d["op_float"].items(), key=lambda kv: kv[1].get("p50_ms_float", 1e9))]
+    worst = [[w["tensor"][:60], w["op"], f"{w['error']:.3f}"] for w in d["worst_tensors"]]
+    return [
+        "### Where the int8 file's bytes and time go (PTQ int8, full integer)", "",
+        f"Size: {size['file_bytes']:,} bytes = {size['weight_bytes']:,} of weights "
+        f"({size['weight_bytes'] / f32['size_bytes']:.3f}x the float32 file) + {size['graph_bytes']:,} of graph "
+        f"({size['ops']} ops, {size['tensors']} tensors, their shapes and quantization parameters; "
+        f"{size['graph_bytes'] / f32['size_bytes']:.3f}x).", "",
+        f"Latency per op type: p50 of the full-int8 file ({base:.3f} ms, median of 3) with only that op type "
+        "computing in float; a ratio below 1 means this CPU runs that op faster in float than in int8. "
+        "Single ops that barely compute (NOT_EQUAL, CAST ...) show this machine's noise and the cost of "
+        "the quantize / dequantize pair around a float op.", "",
+        markdown_table(["op type", "ops", "p50 ms with it float", "x full int8"], rows), "",
+        "Largest per-tensor int8 errors (QuantizationDebugger RMSE / scale):", "",
+        markdown_table(["tensor", "op", "error"], worst), "",
+    ]
 
 
 def _plot_cost(cost):

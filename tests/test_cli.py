@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from tfmm.cli import main
+from tfmm.data.av_digits import SEQUENCE_LENGTH
 
 
 def _tfmm(*args, cwd=None):
@@ -47,7 +48,7 @@ def test_quick_demo_trains_writes_files_and_prints_the_table(tmp_path):
     assert f"{results['test_accuracy']:.3f}" in proc.stdout
     assert os.path.getsize(out / "model.keras") > 10_000
     assert (out / "config.yaml").read_text().startswith("num_classes: 10")
-    assert json.loads((out / "vocabulary.json").read_text())["sequence_length"] == 24
+    assert json.loads((out / "vocabulary.json").read_text())["sequence_length"] == SEQUENCE_LENGTH
     variants = {v["mode"]: v for v in results["variants"]}
     assert set(variants) == {"float32", "dynamic", "prune+QAT int8"}
     for v in variants.values():

@@ -242,7 +242,7 @@ def cmd_export(args):
         model, args.out, quantization=args.quantization, representative_data=splits.validation[0],
         prefer=args.prefer, max_accuracy_drop=args.max_accuracy_drop, validation_data=validation,
         rnn_layout=args.rnn_layout, tokenizer=splits.tokenizer, class_names=splits.class_names,
-        layer_errors=args.layer_errors, verbose=0 if args.quiet else 1,
+        layer_errors=args.layer_errors, per_channel_dense=args.per_channel_dense, verbose=0 if args.quiet else 1,
     )
     report = verify_tflite(result.path, splits.test, reference_model=model, progress=not args.quiet)
     latency = benchmark_tflite(result.path, num_threads=args.threads, runs=args.runs)

@@ -3,6 +3,8 @@ import pytest
 
 import tfmm
 from tfmm.data import load_av_digits
+from tfmm.data.av_digits import SEQUENCE_LENGTH
+from tfmm.models.presets import DEFAULT_SHAPES
 from tfmm.errors import DataError
 
 SIZES = {"train": 3500, "validation": 500, "test": 1000}
@@ -13,7 +15,7 @@ def test_splits_have_the_documented_shapes_sizes_and_balanced_classes(split):
     x, y = load_av_digits(split)
     n = SIZES[split]
     assert x["image"].shape == (n, 28, 28, 1) and x["image"].dtype == np.float32
-    assert x["text"].shape == (n, 24) and x["text"].dtype == np.int32
+    assert x["text"].shape == (n, SEQUENCE_LENGTH) and x["text"].dtype == np.int32
     assert x["audio"].shape == (n, 8000, 1) and x["audio"].dtype == np.float32
     assert y.dtype == np.int32
     assert np.bincount(y, minlength=10).tolist() == [n // 10] * 10
@@ -60,6 +62,15 @@ def test_info_holds_raw_texts_and_the_tokenizer_that_made_the_ids():
     x, _, info = load_av_digits("validation", return_info=True)
     assert info.class_names[7] == "seven" and info.sample_rate == 8000
     np.testing.assert_array_equal(info.tokenizer(list(info.texts)), x["text"])
+
+
+@pytest.mark.parametrize("split", list(SIZES))
+def test_every_text_fits_the_sequence_length_whole(split):
+    # SEQUENCE_LENGTH is the longest text: nothing is cut, and the default model reads it all.
+    x, _, info = load_av_digits(split, return_info=True)
+    lengths = np.array([len(t) for t in info.texts])
+    np.testing.assert_array_equal((x["text"] != 0).sum(axis=1), lengths)
+    assert lengths.max() <= SEQUENCE_LENGTH == DEFAULT_SHAPES["sequence_length"]
 
 
 def test_modalities_subset_and_errors():

@@ -80,6 +80,37 @@ def test_qat_model_exports_to_int8(learnable, exported, tmp_path):
     assert qat_file.summary.op_histogram.get("MUL", 0) == ptq.get("MUL", 0) + len(unfolded)
 
 
+def _weight_scales(path, op_name):
+    """Number of scales of each `op_name` op's weight tensor (input 1)."""
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(open(path, "rb").read()))
+    wanted = getattr(schema.BuiltinOperator, op_name)
+    graph = model.subgraphs[0]
+    return [len(graph.tensors[op.inputs[1]].quantization.scale) for op in graph.operators
+            if model.operatorCodes[op.opcodeIndex].builtinCode == wanted]
+
+
+@pytest.mark.slow
+def test_default_model_int8_file_is_at_most_0_30x_its_float32_file(tmp_path):
+    # The export issue's size bar, on the default (`small`) preset and the bundled data.
+    model = tfmm.models.build_multimodal_model(tfmm.models.get_preset("small"))
+    x, _ = tfmm.data.load_av_digits("validation")
+    float32 = export_tflite(model, str(tmp_path / "f32.tflite"), quantization="float32")
+    saved = export_saved_model(model, str(tmp_path / "unrolled"), rnn_layout="unrolled")
+    int8 = export_tflite(model, str(tmp_path / "i8.tflite"), representative_data=x, saved_model_dir=saved,
+                         num_calibration_samples=32)
+    assert int8.size_bytes <= 0.30 * float32.size_bytes, int8.size_bytes / float32.size_bytes
+    # Dense layers (the LSTM's matmuls too) have one scale per layer unless asked; convolutions one per channel.
+    assert set(_weight_scales(int8.path, "FULLY_CONNECTED")) == {1}
+    assert min(_weight_scales(int8.path, "CONV_2D")) >= 16
+    wide = export_tflite(model, str(tmp_path / "pc.tflite"), representative_data=x, saved_model_dir=saved,
+                         num_calibration_samples=32, per_channel_dense=True)
+    assert max(_weight_scales(wide.path, "FULLY_CONNECTED")) == 4 * 48  # the LSTM kernels: 4 gates x 48 units
+    assert wide.size_bytes > int8.size_bytes + 2000
+
+
 @pytest.mark.slow
 def test_int16x8_exports_models_with_float_inputs_and_explains_integer_inputs(tmp_path, learnable):
     cfg = tiny_config(("image", "audio"), num_classes=3)
@@ -134,7 +165,7 @@ def test_corrupt_and_truncated_files_raise_export_error_naming_the_file(exported
 def test_failed_conversion_leaves_no_file(tmp_path, monkeypatch):
     import tensorflow as tf
 
-    def impossible(converter, mode, calibration, int8_io):
+    def impossible(converter, mode, calibration, int8_io, per_channel_dense=False):
         # Integer-only ops without calibration data: the real converter refuses.
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]

@@ -85,6 +85,25 @@ def test_compaction_drops_internal_names_only(learnable, tmp_path):
     assert summary.op_histogram == plain.summary.op_histogram
     features = {k: v[:20] for k, v in x.items()}
     np.testing.assert_array_equal(TFLiteRunner(small).predict(features), TFLiteRunner(plain.path).predict(features))
+    # Equal number vectors are written once: one zero-point vector per distinct content.
+    zero_points = _zero_point_vectors(small.read_bytes())
+    assert len(zero_points) > 100
+    assert len(set(zero_points.values())) == len({content for content, _ in zero_points.values()}) < 40
+
+
+def _zero_point_vectors(content):
+    """{tensor index: (zero points, byte position of the vector)} of a flatbuffer."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    graph = schema.Model.GetRootAs(content, 0).Subgraphs(0)
+    vectors = {}
+    for t in range(graph.TensorsLength()):
+        quantization = graph.Tensors(t).Quantization()
+        if quantization is not None and quantization.ZeroPointLength():
+            table = quantization._tab
+            position = table.Vector(table.Offset(10))  # field 3: zero_point
+            vectors[t] = (quantization.ZeroPointAsNumpy().tobytes(), position)
+    return vectors
 
 
 @pytest.mark.slow

@@ -64,13 +64,16 @@ class CalibratedModel:
             any other conversion).
         calibration: The callable behind `representative_dataset` (dicts).
         fully_quantize: int8 inputs / outputs for float tensors.
+        per_channel_dense: One weight scale per output unit of dense layers
+            (see `export_tflite`).
 
     Raises:
         ExportError: Calibration failed.
     """
 
-    def __init__(self, converter, calibration, *, fully_quantize=True):
+    def __init__(self, converter, calibration, *, fully_quantize=True, per_channel_dense=False):
         self.fully_quantize = fully_quantize
+        self.per_channel_dense = per_channel_dense
         self._calibration = calibration
 
         def debug_dataset():
@@ -89,15 +92,19 @@ class CalibratedModel:
 
     def quantize(self, *, denylisted_nodes=(), denylisted_ops=()):
         """Return the bytes of the int8 model with the given nodes / op types float."""
-        options = tf.lite.experimental.QuantizationDebugOptions(
-            denylisted_nodes=list(denylisted_nodes) or None,
-            denylisted_ops=list(denylisted_ops) or None,
-            fully_quantize=self.fully_quantize,
-        )
+        # What `QuantizationDebugger.get_nondebug_quantized_model` does, plus the
+        # dense-layer option it does not pass on.
+        from tensorflow.lite.python import convert
+
         with native_stderr_captured(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self._debugger.options = options
-            return self._debugger.get_nondebug_quantized_model()
+            return convert.mlir_quantize(
+                self._debugger.calibrated_model,
+                fully_quantize=self.fully_quantize,
+                denylisted_nodes=list(denylisted_nodes) or None,
+                denylisted_ops=list(denylisted_ops) or None,
+                disable_per_channel_for_dense_layers=not self.per_channel_dense,
+            )
 
     def ranked_tensors(self):
         """Return `[(tensor_name, op_name, rmse_over_scale)]`, largest error first."""

@@ -21,7 +21,7 @@ __all__ = ["get_preset", "list_presets", "student_config", "DEFAULT_SHAPES"]
 DEFAULT_SHAPES = {
     "image_shape": (28, 28, 1),
     "vocab_size": 64,
-    "sequence_length": 24,
+    "sequence_length": 16,
     "audio_samples": 8000,
     "sample_rate": 8000,
 }
