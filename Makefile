@@ -23,11 +23,11 @@ demo: $(VENV)/.installed
 
 # Two workers: the suite is mostly single-threaded Python (tracing, tiny models).
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest -n 2 --durations=12 $(ARGS)
+	$(BIN)/python -m pytest -n 2 --maxschedchunk 1 --durations=12 $(ARGS)
 
 # Skips tests marked slow (training, conversion, subprocesses); CI runs all.
 test-quick: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest -n 2 -m "not slow" $(ARGS)
+	$(BIN)/python -m pytest -n 2 --maxschedchunk 1 -m "not slow" $(ARGS)
 
 # Benchmarks (not run by CI): writes benchmarks/results/results.{md,json} and plots.
 bench: $(VENV)/.installed

@@ -26,16 +26,29 @@ def commentary():
     ratio = lambda f, key="size_bytes": f[key] / f32[key]  # noqa: E731
     branches = {name: b["int8"]["p50_ms_1t"] / b["float32"]["p50_ms_1t"] for name, b in results["branches"].items()}
     qat, ptq = files["QAT int8"], files["PTQ int8 (full integer)"]
+    breakdown = results["variants"]["breakdown"]
+    size = breakdown["size"]
+
+    def _why():
+        timed = {op: r["p50_ms_float"] / breakdown["int8_p50_ms"] for op, r in breakdown["op_float"].items()
+                 if "p50_ms_float" in r}
+        op = min(timed, key=timed.get)
+        return (f" Per op type (breakdown table), {op} is where float wins most: with only the "
+                f"{breakdown['op_float'][op]['count']} {op} ops in float the int8 file runs at {timed[op]:.2f}x "
+                "its full-integer p50.")
+
     return (
         "What the misses say: each branch alone, int8 p50 is "
         + ", ".join(f"{name} {r:.2f}x" for name, r in branches.items())
         + " its float32 file's (the text branch wins because the unrolled int8 LSTM beats the fused float "
         "one; on these x86 cores XNNPACK's float kernels hold their own for our small convolutions), and "
         f"the full int8 model is {ptq['p50_ms_1t'] / f32['p50_ms_1t']:.2f}x float32; int8 pays off in size and "
-        f"on NPUs / microcontrollers. The int8 file is {ratio(ptq):.3f}x float32 because of the 24-step "
-        "unrolled LSTM's graph (see the export section; the fused int8 LSTM is smaller but inaccurate); after "
-        f"75% pruning, gzip reaches {ratio(files['prune 75% + PQAT int8'], 'gzip_bytes'):.3f}x for the same "
-        "reason and because the LSTM and the masked Embedding stay dense. QAT int8 p50 is "
+        f"on NPUs / microcontrollers.{_why()} The int8 file is {ratio(ptq):.3f}x float32 "
+        f"({size['weight_bytes'] / f32['size_bytes']:.3f}x of it weights, the rest the graph of {size['ops']} ops, "
+        "most of them the unrolled LSTM's steps; see the export section; with per-channel dense weights it is "
+        f"{ratio(files['PTQ int8, per-channel dense']):.3f}x); after "
+        f"75% pruning, gzip reaches {ratio(files['prune 75% + PQAT int8'], 'gzip_bytes'):.3f}x because the "
+        "graph does not compress and the LSTM and the masked Embedding stay dense. QAT int8 p50 is "
         f"{qat['p50_ms_1t'] / ptq['p50_ms_1t']:.2f}x PTQ int8's (BatchNormalization after Conv2D is folded; "
         "the four after Conv1D in the audio branch stay a MUL + ADD each). Latencies are single medians on a "
         "shared 2-core machine: compare ratios within this table, not across runs.\n"

@@ -12,6 +12,26 @@ from tfmm.models import build_multimodal_model, compile_model  # noqa: E402
 
 from tests.helpers import data_for, tiny_config  # noqa: E402
 
+# The longest tests (1-3 minutes each under `make test`), started first and handed
+# out one at a time (`--maxschedchunk 1` in the Makefile): the two workers then end
+# together instead of one of them starting a three-minute test as the other finishes.
+_LONGEST_FIRST = (
+    "tests/test_cli.py::test_quick_demo",
+    "tests/test_cli.py::test_train_optimize_export",
+    "tests/optimization/test_distribute.py::test_two_workers",
+    "tests/test_notebooks.py::test_notebook_executes",
+    "tests/optimization/test_distillation.py::test_recipe_distill",
+    "tests/optimization/test_clustering.py::test_pcqat",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item):
+        return next((i for i, prefix in enumerate(_LONGEST_FIRST) if item.nodeid.startswith(prefix)),
+                    len(_LONGEST_FIRST))
+
+    items.sort(key=rank)  # stable: the rest keep their order
+
 
 @pytest.fixture(scope="session")
 def learnable():

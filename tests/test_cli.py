@@ -36,14 +36,14 @@ def test_bad_usage_exits_with_code_2(argv, capsys):
 @pytest.mark.slow
 def test_quick_demo_trains_writes_files_and_prints_the_table(tmp_path):
     out = tmp_path / "demo"
-    proc = _tfmm("demo", "--quick", "--limit", "1500", "--out", str(out))  # `--quick` alone: < 3 min
+    proc = _tfmm("demo", "--quick", "--limit", "1000", "--out", str(out))  # `--quick` alone: < 3 min
     assert proc.returncode == 0, proc.stderr
     assert "test accuracy (Keras float)" in proc.stdout
     assert "cuda" not in proc.stderr.lower(), "TensorFlow start-up noise should be hidden"
     results = json.loads((out / "results.json").read_text())
     assert results["data"] == "AV-digits (bundled)"
-    assert (results["train_examples"], results["test_examples"], results["epochs"]) == (1500, 1000, 2)
-    # Ten classes: chance is 0.10; two epochs on 1,500 examples learn well above it.
+    assert (results["train_examples"], results["test_examples"], results["epochs"]) == (1000, 1000, 2)
+    # Ten classes: chance is 0.10; two epochs on 1,000 examples learn well above it (0.37 measured).
     assert results["test_accuracy"] > 0.25
     assert f"{results['test_accuracy']:.3f}" in proc.stdout
     assert os.path.getsize(out / "model.keras") > 10_000
@@ -72,27 +72,34 @@ def test_quick_demo_trains_writes_files_and_prints_the_table(tmp_path):
     assert table["keras float"]["accuracy"] == results["test_accuracy"]
 
 
+def _run(argv, capsys):
+    """`tfmm ARGV` in this process (the demo test covers the installed script): (exit code, stdout)."""
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert code == 0, err[-3000:]
+    return out
+
+
 @pytest.mark.slow
-def test_train_optimize_export_inspect_bench_chain(tmp_path):
-    proc = _tfmm("train", "--preset", "tiny", "--modalities", "image,text", "--epochs", "3", "--limit", "1200",
-                 "--out", "m.keras", "--json", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    figures = json.loads(proc.stdout.strip().splitlines()[-1])
+def test_train_optimize_export_inspect_bench_chain(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    out = _run(["train", "--preset", "tiny", "--modalities", "image,text", "--epochs", "3", "--limit", "1200",
+                "--out", "m.keras", "--json"], capsys)
+    figures = json.loads(out.strip().splitlines()[-1])
     assert 0.2 < figures["test_accuracy"] <= 1 and len(figures["history"]["accuracy"]) == 3
     assert {p.name for p in tmp_path.iterdir()} >= {"m.keras", "m.yaml", "m.vocab.json"}
     assert "text:" in (tmp_path / "m.yaml").read_text() and "audio: null" in (tmp_path / "m.yaml").read_text()
 
     (tmp_path / "recipe.yaml").write_text("prune:\n  target_sparsity: 0.5\n  epochs: 1\nquantize:\n  epochs: 1\n")
-    proc = _tfmm("optimize", "--model", "m.keras", "--recipe", "recipe.yaml", "--out", "opt.h5", "--quiet",
-                 "--limit", "800", "--strategy", "mirrored", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
+    _run(["optimize", "--model", "m.keras", "--recipe", "recipe.yaml", "--out", "opt.h5", "--quiet",
+          "--limit", "800", "--strategy", "mirrored"], capsys)
     results = json.loads((tmp_path / "opt-optimize-report" / "results.json").read_text())
     assert abs(results["optimization"]["stages"]["prune"]["sparsity"] - 0.5) <= 0.02
     assert (tmp_path / "opt-optimize-report" / "report.html").stat().st_size > 1000
 
-    proc = _tfmm("export", "--model", "opt.h5", "--out", "opt.tflite", "--runs", "20", "--quiet",
-                 "--limit", "400", "--layer-errors", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
+    _run(["export", "--model", "opt.h5", "--out", "opt.tflite", "--runs", "20", "--quiet",
+          "--limit", "400", "--layer-errors"], capsys)
     exported = json.loads((tmp_path / "opt-export-report" / "results.json").read_text())
     verification = exported["verification"]
     assert verification["num_examples"] == 400 and verification["agreement"] >= 0.8
@@ -103,13 +110,9 @@ def test_train_optimize_export_inspect_bench_chain(tmp_path):
     assert [e["error"] for e in errors] == sorted((e["error"] for e in errors), reverse=True)
     assert (tmp_path / "opt-export-report" / "plots" / "int8_error.png").stat().st_size > 1000
 
-    proc = _tfmm("inspect", "opt.tflite", "--json", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    summary = json.loads(proc.stdout)
+    summary = json.loads(_run(["inspect", "opt.tflite", "--json"], capsys))
     assert {t["name"]: t["dtype"] for t in summary["inputs"]} == {"image": "int8", "text": "int32"}
-    proc = _tfmm("bench", "opt.tflite", "--threads", "2", "--runs", "10", "--json", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    latency = json.loads(proc.stdout)
+    latency = json.loads(_run(["bench", "opt.tflite", "--threads", "2", "--runs", "10", "--json"], capsys))
     assert latency["num_threads"] == 2 and 0 < latency["p50_ms"] <= latency["p90_ms"]
 
 
@@ -140,8 +143,7 @@ def test_usage_errors_of_the_verbs(capsys):
         assert "usage: tfmm" in capsys.readouterr().err
 
 
-@pytest.mark.slow
-def test_inspect_of_a_corrupt_file_exits_1(tmp_path):
+def test_inspect_of_a_corrupt_file_exits_1(tmp_path, capsys):
     (tmp_path / "bad.tflite").write_bytes(b"not a model" * 20)
-    proc = _tfmm("inspect", "bad.tflite", cwd=tmp_path)
-    assert proc.returncode == 1 and "not a readable TFLite model" in proc.stderr
+    assert main(["inspect", str(tmp_path / "bad.tflite")]) == 1
+    assert "not a readable TFLite model" in capsys.readouterr().err

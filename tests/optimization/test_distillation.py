@@ -70,8 +70,13 @@ def test_distilled_student_beats_the_same_student_trained_on_noisy_labels(learna
 
     alone = compile_model(fresh(), learning_rate=3e-3)
     alone.fit(x, noisy, batch_size=32, epochs=6, verbose=0)
-    student, history = distill(fresh(), {"teacher": learnable["model"], "alpha": 0.9, "epochs": 6,
+    teacher = learnable["model"]
+    flags, weights = [l.trainable for l in teacher.layers], teacher.get_weights()
+    student, history = distill(fresh(), {"teacher": teacher, "alpha": 0.9, "epochs": 6,
                                          "learning_rate": 3e-3}, (x, noisy), verbose=0)
+    # The caller's teacher is used, not changed (it was once left frozen, and so were its clones).
+    assert teacher.trainable and [l.trainable for l in teacher.layers] == flags
+    assert all(np.array_equal(a, b) for a, b in zip(weights, teacher.get_weights()))
     accuracy = lambda m: float(np.mean(m.predict(xv, verbose=0).argmax(-1) == yv))  # noqa: E731
     assert accuracy(student) >= accuracy(alone) + 0.1, (accuracy(student), accuracy(alone))
     assert len(history["soft_loss"]) == 6 and history["soft_loss"][-1] < history["soft_loss"][0]

@@ -128,8 +128,10 @@ class Distiller(keras.Model):
                 f"vs {teacher.outputs[0].shape[-1]} outputs."
             )
         self.student = student
+        # Only the student's variables are trained (`train_step`); the teacher runs in
+        # inference mode. Its `trainable` flag is left alone: freezing it here froze
+        # the caller's model, and every clone of it, for good.
         self.teacher = teacher
-        self.teacher.trainable = False
         self.temperature = float(temperature)
         self.alpha = float(alpha)
         self.multilabel = _is_sigmoid(student)
@@ -160,7 +162,7 @@ class Distiller(keras.Model):
 
     def train_step(self, data):
         x, y = data[0], data[1]
-        teacher_probs = self.teacher({k: x[k] for k in self._teacher_inputs}, training=False)
+        teacher_probs = tf.stop_gradient(self.teacher({k: x[k] for k in self._teacher_inputs}, training=False))
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape() as tape:
             student_probs = self(x, training=True)
