@@ -50,7 +50,11 @@ def commentary():
         f"75% pruning, gzip reaches {ratio(files['prune 75% + PQAT int8'], 'gzip_bytes'):.3f}x because the "
         "graph does not compress and the LSTM and the masked Embedding stay dense. QAT int8 p50 is "
         f"{qat['p50_ms_1t'] / ptq['p50_ms_1t']:.2f}x PTQ int8's (BatchNormalization after Conv2D is folded; "
-        "the four after Conv1D in the audio branch stay a MUL + ADD each). Latencies are single medians on a "
+        "the four after Conv1D in the audio branch stay a MUL + ADD each). A QAT epoch took "
+        f"{results['variants']['epochs']['QAT int8']['qat_epoch_s'] / results['variants']['float_epoch_s']:.2f}x "
+        "a float epoch in the variants section and "
+        f"{results['cost']['small']['qat_epoch_s_640'] / results['cost']['small']['float_epoch_s_640']:.2f}x in the "
+        "cost section of the same run (640 examples). Latencies are single medians on a "
         "shared 2-core machine: compare ratios within this table, not across runs.\n"
     )
 
