@@ -59,6 +59,16 @@ def commentary():
     )
 
 
+def interleaved():
+    """The PTQ int8 latency of raw TFMOT and tfmm timed in turns (benchmarks/interleaved_latency.py)."""
+    path = os.path.join(ROOT, "benchmarks", "results", "interleaved_latency.md")
+    if not os.path.exists(path):
+        return ""
+    table = open(path).read().split("\n\n", 1)[1].strip()
+    return ("The p50 figures above are timed minutes apart. Timed in turns, 5 rounds "
+            "(`python benchmarks/interleaved_latency.py`), the two PTQ int8 files run alike:\n\n" + table)
+
+
 block = f"""## Results
 
 Copied from `benchmarks/results/results.md`, made by `make bench`
@@ -74,6 +84,8 @@ Per branch (each modality alone):
 Raw TFMOT's documented path next to tfmm on the image-only model (same run):
 
 {section("Image-only model: raw TFMOT documented path vs tfmm (same run)")}
+
+{interleaved()}
 
 How cost grows with the preset (640 examples; int8 file of the QAT model):
 

@@ -1,0 +1,53 @@
+"""Image-only PTQ int8: raw TFMOT's converter path vs tfmm, latency measured interleaved.
+
+Usage: python benchmarks/interleaved_latency.py [--epochs 1] [--rounds 5]
+
+`make bench` times each file once, minutes apart; on a shared 2-core machine the
+drift between those moments can exceed the difference between two files. Here
+every round times each file in turn (300 runs, 1 thread), and the median over
+rounds is reported. Training length hardly matters for latency (same graph).
+Writes `benchmarks/results/interleaved_latency.{json,md}`.
+"""
+
+import argparse
+import os
+import tempfile
+
+import numpy as np
+from common import markdown_table, train_default, write
+
+from run import _convert_raw
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    from tfmm.export import benchmark_tflite, export_tflite
+
+    model, data, _ = train_default(args.epochs, modalities=("image",))
+    calib = data["validation"][0]
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = {
+            "raw TFMOT (from_keras_model, int8 I/O)": _convert_raw(model, calib["image"], os.path.join(tmp, "raw.tflite")),
+            "tfmm export_tflite (int8)": export_tflite(model, os.path.join(tmp, "tfmm.tflite"),
+                                                       representative_data=calib).path,
+            "tfmm, per_channel_dense=True": export_tflite(model, os.path.join(tmp, "pc.tflite"),
+                                                          representative_data=calib, per_channel_dense=True).path,
+        }
+        rounds = {name: [] for name in paths}
+        for _ in range(args.rounds):
+            for name, path in paths.items():
+                rounds[name].append(benchmark_tflite(path, runs=300).p50_ms)
+        sizes = {name: os.path.getsize(path) for name, path in paths.items()}
+    first = next(iter(paths))
+    medians = {name: float(np.median(r)) for name, r in rounds.items()}
+    rows = [[name, f"{sizes[name]:,}", f"{medians[name]:.3f}", f"{medians[name] / medians[first]:.2f}",
+             " ".join(f"{x:.3f}" for x in rounds[name])] for name in paths]
+    table = markdown_table(["file", "bytes", "median p50 ms", "x raw", "p50 per round"], rows)
+    print(write("interleaved_latency", {"rounds": rounds, "sizes": sizes, "medians": medians}, table))
+
+
+if __name__ == "__main__":
+    main()
