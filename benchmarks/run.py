@@ -84,13 +84,13 @@ def section_variants(args, tmp):
     calib = data["validation"][0]
     out = {"keras_float_accuracy": keras_acc, "float_epoch_s": float_epoch, "files": {}, "epochs": {}}
 
-    paths = {}
+    exported = {}
 
     def export(name, m, **options):
         result = export_tflite(m, os.path.join(tmp, f"{len(out['files'])}.tflite"),
                                representative_data=calib, **options)
         out["files"][name] = measure_file(result, m, data["test"], threads=(1, 2))
-        paths[name] = result
+        exported[name] = result
         print(name, out["files"][name], flush=True)
 
     export("TFLite float32", model, quantization="float32")
@@ -99,7 +99,7 @@ def section_variants(args, tmp):
     export("PTQ int8 (full integer)", model, layer_errors=True)
     export("PTQ int8, per-channel dense", model, per_channel_dense=True)
     export("PTQ int8 prefer=latency", model, prefer="latency")
-    out["breakdown"] = _breakdown(model, calib, paths["PTQ int8 (full integer)"], tmp)
+    out["breakdown"] = _breakdown(model, calib, exported["PTQ int8 (full integer)"], tmp)
     train, validation = _datasets(data)
     teacher = os.path.join(tmp, "teacher.keras")
     model.save(teacher)
@@ -137,7 +137,6 @@ def section_variants(args, tmp):
 
 def _breakdown(model, calib, int8, tmp):
     """Why the int8 file misses its size / latency targets: bytes, per-op-type latency, worst tensors."""
-    import tensorflow as tf
     from ai_edge_litert.tools import flatbuffer_utils
 
     from tfmm.data import representative_dataset
@@ -150,11 +149,7 @@ def _breakdown(model, calib, int8, tmp):
              "ops": len(graph.subgraphs[0].operators), "tensors": len(graph.subgraphs[0].tensors)}
     # Per op type: the full-int8 file with only that type computing in float (measured in one run).
     saved = export_saved_model(model, os.path.join(tmp, "breakdown_sm"), rnn_layout="unrolled")
-    converter = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=["serving_default"])
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    calibration = representative_dataset(calib, num_samples=100, model=model)
-    converter.representative_dataset = calibration
-    calibrated = CalibratedModel(converter, calibration)
+    calibrated = CalibratedModel.from_saved_model(saved, representative_dataset(calib, num_samples=100, model=model))
     path = os.path.join(tmp, "breakdown.tflite")
 
     def p50(content):

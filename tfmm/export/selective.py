@@ -90,6 +90,26 @@ class CalibratedModel:
         except Exception as e:
             raise ExportError(f"Calibrating for selective int8 failed: {str(e).splitlines()[0]}") from e
 
+    @classmethod
+    def from_saved_model(cls, saved_model_dir, calibration, **options):
+        """Calibrate a fresh converter of `saved_model_dir`'s serving signature.
+
+        Args:
+            saved_model_dir: What `export_saved_model` wrote.
+            calibration: The callable behind `representative_dataset` (dicts).
+            **options: `fully_quantize`, `per_channel_dense`.
+
+        Returns:
+            A `CalibratedModel`.
+
+        Example:
+            >>> calibrated = CalibratedModel.from_saved_model(saved, calibration)  # doctest: +SKIP
+        """
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=["serving_default"])
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = calibration
+        return cls(converter, calibration, **options)
+
     def quantize(self, *, denylisted_nodes=(), denylisted_ops=()):
         """Return the bytes of the int8 model with the given nodes / op types float."""
         # What `QuantizationDebugger.get_nondebug_quantized_model` does, plus the

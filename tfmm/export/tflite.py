@@ -282,14 +282,14 @@ def export_tflite(
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         saved = saved_model_dir or export_saved_model(model, os.path.join(tmp, "saved_model"), rnn_layout=rnn_layout)
-        converter = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=["serving_default"])
         selection = None
         if prefer == "latency" or max_accuracy_drop is not None:
             content, selection = _selective(
-                converter, calibration, model, int8_io, prefer, max_accuracy_drop,
+                saved, calibration, model, int8_io, prefer, max_accuracy_drop,
                 validation_data, compact, verbose, per_channel_dense,
             )
         else:
+            converter = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=["serving_default"])
             _configure(converter, quantization, calibration, int8_io, per_channel_dense)
             content = _convert(converter, model, quantization)
         if compact and selection is None:  # selective candidates are compacted already
@@ -351,10 +351,7 @@ def _layer_errors(saved_model_dir, calibration, fully_quantize):
     from tfmm.export.selective import CalibratedModel
 
     # The debugger changes the converter it is given: a fresh one, not the exported file's.
-    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=["serving_default"])
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = calibration
-    ranked = CalibratedModel(converter, calibration, fully_quantize=fully_quantize).ranked_tensors()
+    ranked = CalibratedModel.from_saved_model(saved_model_dir, calibration, fully_quantize=fully_quantize).ranked_tensors()
     return tuple({"tensor": tensor, "op": op, "error": round(error, 4)} for tensor, op, error in ranked)
 
 
@@ -392,7 +389,7 @@ def _check_selective(quantization, prefer, max_accuracy_drop, validation_data):
         )
 
 
-def _selective(converter, calibration, model, int8_io, prefer, max_drop, validation, compact, verbose,
+def _selective(saved_model_dir, calibration, model, int8_io, prefer, max_drop, validation, compact, verbose,
                per_channel_dense):
     from tfmm.data import as_arrays
     from tfmm.export.benchmark import benchmark_tflite
@@ -400,9 +397,8 @@ def _selective(converter, calibration, model, int8_io, prefer, max_drop, validat
     from tfmm.export.verify import verify_tflite
 
     say = print if verbose else None
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = calibration
-    calibrated = CalibratedModel(converter, calibration, fully_quantize=int8_io, per_channel_dense=per_channel_dense)
+    calibrated = CalibratedModel.from_saved_model(saved_model_dir, calibration, fully_quantize=int8_io,
+                                                  per_channel_dense=per_channel_dense)
     finish = compact_tflite if compact else (lambda content: content)
     if max_drop is not None:
         features, labels = as_arrays(validation)
