@@ -24,7 +24,7 @@ EXPECTED = {
     ],
     "tfmm.export": [
         "ExportResult", "LatencyReport", "MODES", "PREFERENCES", "PrefixMaskedLSTM", "RNN_LAYOUTS",
-        "Selection", "TFLiteRunner", "TFLiteSummary", "TensorInfo", "UnrolledLSTM",
+        "Selection", "TFLiteRunner", "TFLiteSummary", "TensorInfo", "UnrolledBidirectional", "UnrolledLSTM",
         "VerificationReport", "benchmark_tflite", "compact_tflite", "export_saved_model", "export_tflite",
         "gzip_size", "inspect_tflite", "prepare_for_export", "verify_tflite",
     ],

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfmm._keras import keras
 from tfmm.data import TextTokenizer, representative_dataset
 from tfmm.errors import DataError
 from tfmm.models import build_multimodal_model
@@ -71,6 +72,17 @@ def test_representative_data_from_arrays_has_the_model_dtypes_and_shapes():
     assert gen.num_samples == 5
     # Calling again replays the same examples (the converter may iterate twice).
     np.testing.assert_array_equal(next(iter(gen()))["text"], examples[0]["text"])
+
+
+def test_a_one_input_model_takes_a_bare_array():
+    inputs = keras.Input((3,), name="pixels")
+    model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    data = np.arange(12, dtype="float64").reshape(4, 3)
+    examples = list(representative_dataset(data, num_samples=3, model=model)())
+    assert len(examples) == 3 and set(examples[0]) == {"pixels"}
+    assert examples[2]["pixels"].dtype == np.float32 and examples[2]["pixels"].tolist() == [[6, 7, 8]]
+    with pytest.raises(DataError, match="expects a dict of arrays"):  # which input is unknown
+        representative_dataset(data, num_samples=3)
 
 
 @pytest.mark.parametrize("batched", [True, False])

@@ -36,6 +36,16 @@ def test_prefix_masked_lstm_equals_the_masked_keras_lstm(learnable):
         prepare_for_export(model, rnn_layout="rolled")
 
 
+def _unrolled_equals_keras(model):
+    """The unrolled export model and its layer kinds, after checking it equals `model` on padded ids."""
+    tokens = np.random.default_rng(0).integers(1, 20, (16, 7)).astype("int32")
+    for row, length in enumerate(np.random.default_rng(1).integers(0, 8, 16)):
+        tokens[row, length:] = 0  # end padding of every length, 0 to 7
+    unrolled = prepare_for_export(model, rnn_layout="unrolled")
+    np.testing.assert_allclose(unrolled.predict(tokens, verbose=0), model.predict(tokens, verbose=0), atol=1e-5)
+    return unrolled, {l.name: type(l).__name__ for l in unrolled.layers}
+
+
 @pytest.mark.parametrize("mask_zero", [False, True])
 def test_unrolled_layout_equals_keras_for_stacked_and_unmasked_lstms(mask_zero):
     keras.utils.set_random_seed(3)
@@ -44,14 +54,21 @@ def test_unrolled_layout_equals_keras_for_stacked_and_unmasked_lstms(mask_zero):
     x = keras.layers.LSTM(6, return_sequences=True, name="first")(x)  # Keras' own unrolling
     x = keras.layers.LSTM(5, name="last")(x)  # UnrolledLSTM
     model = keras.Model(ids, keras.layers.Dense(3, activation="softmax")(x))
-    tokens = np.random.default_rng(0).integers(1, 20, (16, 7)).astype("int32")
-    for row, length in enumerate(np.random.default_rng(1).integers(0, 8, 16)):
-        tokens[row, length:] = 0  # end padding of every length, 0 to 7
-    unrolled = prepare_for_export(model, rnn_layout="unrolled")
-    kinds = {l.name: type(l).__name__ for l in unrolled.layers}
+    unrolled, kinds = _unrolled_equals_keras(model)
     assert kinds["first"] == "LSTM" and kinds["last"] == "UnrolledLSTM"
     assert unrolled.get_layer("first").unroll
-    np.testing.assert_allclose(unrolled.predict(tokens, verbose=0), model.predict(tokens, verbose=0), atol=1e-5)
+
+
+@pytest.mark.parametrize("mask_zero, merge_mode", [(False, "ave"), (True, "concat")])
+def test_unrolled_bidirectional_and_backward_lstms_equal_keras(mask_zero, merge_mode):
+    keras.utils.set_random_seed(4)
+    ids = keras.Input((7,), dtype="int32", name="text")
+    x = keras.layers.Embedding(20, 8, mask_zero=mask_zero)(ids)
+    bi = keras.layers.Bidirectional(keras.layers.LSTM(5), merge_mode=merge_mode, name="bi")(x)
+    back = keras.layers.LSTM(4, go_backwards=True, name="back")(x)
+    model = keras.Model(ids, keras.layers.Concatenate()([bi, back]))
+    unrolled, kinds = _unrolled_equals_keras(model)
+    assert kinds["bi"] == "UnrolledBidirectional" and kinds["back"] == "UnrolledLSTM"
 
 
 @pytest.mark.slow

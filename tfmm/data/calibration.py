@@ -1,6 +1,8 @@
 """Representative (calibration) data for int8 conversion: batch-1 dicts, exact dtypes."""
 
-from tfmm.data.arrays import as_arrays, validate_arrays
+import numpy as np
+
+from tfmm.data.arrays import as_arrays, input_specs, validate_arrays
 from tfmm.errors import DataError
 
 __all__ = ["representative_dataset"]
@@ -16,7 +18,8 @@ def representative_dataset(data, *, num_samples=100, model=None):
 
     Args:
         data: Dict of arrays, `(features, labels)`, or a `tf.data.Dataset`
-            (batched or not) of feature dicts or `(features, labels)`.
+            (batched or not) of feature dicts or `(features, labels)`; for a
+            `model` with one input, also a bare array.
         num_samples: How many examples to draw (the first ones, deterministic).
         model: Optional `tf_keras.Model`; keys, shapes and dtypes follow its inputs.
 
@@ -34,6 +37,8 @@ def representative_dataset(data, *, num_samples=100, model=None):
     """
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples <= 0:
         raise DataError(f"`num_samples` must be a positive integer. Received: {num_samples!r}")
+    if isinstance(data, np.ndarray) and model is not None and len(model.inputs) == 1:
+        data = {next(iter(input_specs(model))): data}
     features, _ = as_arrays(data, limit=num_samples)
     count = len(next(iter(features.values()))) if features else 0
     if not count:

@@ -11,7 +11,7 @@ from tfmm.export.benchmark import LatencyReport, benchmark_tflite
 from tfmm.export.inspect import TensorInfo, TFLiteSummary, gzip_size, inspect_tflite
 from tfmm.export.interpreter import TFLiteRunner
 from tfmm.export.compact import compact_tflite
-from tfmm.export.rnn import RNN_LAYOUTS, PrefixMaskedLSTM, UnrolledLSTM, prepare_for_export
+from tfmm.export.rnn import RNN_LAYOUTS, PrefixMaskedLSTM, UnrolledBidirectional, UnrolledLSTM, prepare_for_export
 from tfmm.export.selective import Selection
 from tfmm.export.tflite import MODES, PREFERENCES, ExportResult, export_saved_model, export_tflite
 from tfmm.export.verify import VerificationReport, verify_tflite
@@ -27,6 +27,7 @@ __all__ = [
     "TFLiteRunner",
     "TFLiteSummary",
     "TensorInfo",
+    "UnrolledBidirectional",
     "UnrolledLSTM",
     "VerificationReport",
     "benchmark_tflite",

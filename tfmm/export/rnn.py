@@ -23,7 +23,7 @@ import tensorflow as tf
 from tfmm._choices import RNN_LAYOUTS
 from tfmm._keras import hub_custom_objects, keras, tfmot, unwrap
 
-__all__ = ["PrefixMaskedLSTM", "RNN_LAYOUTS", "UnrolledLSTM", "prepare_for_export"]
+__all__ = ["PrefixMaskedLSTM", "RNN_LAYOUTS", "UnrolledBidirectional", "UnrolledLSTM", "prepare_for_export"]
 
 _RNN_CLASSES = ("LSTM", "GRU", "SimpleRNN")
 
@@ -79,10 +79,17 @@ def _last_real_step(sequence, mask):
 class UnrolledLSTM(keras.layers.Layer):
     """An LSTM for export, unrolled over its fixed number of steps with few ops.
 
-    Equal to the Keras LSTM it replaces (`return_sequences=False`; a mask must be
-    a prefix, as for `PrefixMaskedLSTM`). The input projection of every step is
-    one matmul; each step then needs one matmul, a split, the gate activations
-    and the state update; the output is read once at the last real step. Export-only.
+    Equal to the Keras LSTM it replaces (`return_sequences=False`, forwards or
+    `go_backwards`; a mask must be a prefix, as for `PrefixMaskedLSTM`). The input
+    projection of every step is one matmul; each step then needs one matmul, a
+    split, the gate activations and the state update; the output is read once at
+    the last real step. Export-only.
+
+    Going backwards over a masked sequence, the real tokens are reversed in place
+    (one gather) and run first, as Keras does by skipping the masked steps; a
+    Keras-unrolled backward LSTM instead starts with padding steps whose state is
+    zero in every calibration example, which calibrates the recurrent matmul to a
+    ~1e-8 scale that XNNPACK refuses to prepare (the `base` preset's int8 file).
 
     Args:
         lstm_config: `get_config()` of the LSTM to replace.
@@ -98,20 +105,13 @@ class UnrolledLSTM(keras.layers.Layer):
         self.lstm = keras.layers.LSTM.from_config(dict(lstm_config, name="cell_weights"))
         self.activation = keras.activations.get(lstm_config.get("activation", "tanh"))
         self.recurrent_activation = keras.activations.get(lstm_config.get("recurrent_activation", "sigmoid"))
+        self.go_backwards = bool(lstm_config.get("go_backwards"))
         self.supports_masking = True
 
     @staticmethod
     def supports(layer):
         """Whether `layer` is a Keras LSTM this class can stand in for."""
-        if type(layer).__name__ != "LSTM":
-            return False
-        config = layer.get_config()
-        try:
-            shape = layer.input_shape  # the number of steps must be static
-        except (AttributeError, RuntimeError):
-            shape = None
-        return not any(config.get(k) for k in ("return_sequences", "return_state", "go_backwards", "stateful",
-                                               "time_major")) and bool(shape and shape[1])
+        return type(layer).__name__ == "LSTM" and _lean_config(layer.get_config()) and _static_steps(layer)
 
     def build(self, input_shape):
         self.lstm.build(input_shape)
@@ -123,10 +123,12 @@ class UnrolledLSTM(keras.layers.Layer):
         projected = tf.matmul(tf.reshape(inputs, [-1, features]), cell.kernel)
         if cell.use_bias:
             projected = tf.nn.bias_add(projected, cell.bias)
-        projected = tf.unstack(tf.reshape(projected, [-1, steps, 4 * cell.units]), axis=1)
+        projected = tf.reshape(projected, [-1, steps, 4 * cell.units])
+        if self.go_backwards:
+            projected = _reversed_real_steps(projected, mask, steps)
         outputs, state, carry = [], None, None
         units = cell.units
-        for z in projected:
+        for z in tf.unstack(projected, axis=1):
             if state is None:  # zero state: no recurrent matmul, no forget gate
                 # (slices, not a split with an unused output: after QAT that split
                 # stayed float and the file failed to load under XNNPACK)
@@ -147,6 +149,94 @@ class UnrolledLSTM(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "lstm_config": self.lstm_config}
+
+
+class UnrolledBidirectional(keras.layers.Layer):
+    """A `Bidirectional(LSTM)` for export: two `UnrolledLSTM`s, merged.
+
+    Equal to the Keras layer it replaces (`return_sequences=False`, merge mode
+    `concat` / `sum` / `ave` / `mul`; a mask must be a prefix). Export-only.
+
+    Args:
+        bidirectional_config: `get_config()` of the `Bidirectional` layer to replace.
+        **kwargs: Layer arguments (name, dtype).
+
+    Example:
+        >>> layer = UnrolledBidirectional(bilstm.get_config())  # doctest: +SKIP
+    """
+
+    _MERGES = {
+        "concat": lambda f, b: tf.concat([f, b], axis=-1),
+        "sum": lambda f, b: f + b,
+        "ave": lambda f, b: (f + b) / 2,
+        "mul": lambda f, b: f * b,
+    }
+
+    def __init__(self, bidirectional_config, **kwargs):
+        super().__init__(**kwargs)
+        self.bidirectional_config = dict(bidirectional_config)
+        forward, backward = _directions(bidirectional_config)
+        self.forward = UnrolledLSTM(forward, name="forward")
+        self.backward = UnrolledLSTM(backward, name="backward")
+        self.merge_mode = bidirectional_config.get("merge_mode", "concat")
+        self.supports_masking = True
+
+    @staticmethod
+    def supports(layer):
+        """Whether `layer` is a `Bidirectional` LSTM this class can stand in for."""
+        if type(layer).__name__ != "Bidirectional" or type(layer.forward_layer).__name__ != "LSTM":
+            return False
+        config = layer.get_config()
+        return (config.get("merge_mode", "concat") in UnrolledBidirectional._MERGES
+                and all(_lean_config(c) for c in _directions(config)) and _static_steps(layer))
+
+    def build(self, input_shape):
+        self.forward.build(input_shape)
+        self.backward.build(input_shape)
+        super().build(input_shape)
+
+    def call(self, inputs, mask=None):
+        return self._MERGES[self.merge_mode](self.forward(inputs, mask=mask), self.backward(inputs, mask=mask))
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def get_config(self):
+        return {**super().get_config(), "bidirectional_config": self.bidirectional_config}
+
+
+def _directions(bidirectional_config):
+    """The forward and backward LSTM configs of a `Bidirectional` config."""
+    forward = dict(bidirectional_config["layer"]["config"])
+    if bidirectional_config.get("backward_layer"):
+        return forward, dict(bidirectional_config["backward_layer"]["config"])
+    return forward, dict(forward, go_backwards=not forward.get("go_backwards", False))
+
+
+def _lean_config(config):
+    """Whether an LSTM config is one the unrolled layers reproduce (a single final output)."""
+    return not any(config.get(k) for k in ("return_sequences", "return_state", "stateful", "time_major"))
+
+
+def _static_steps(layer):
+    try:
+        shape = layer.input_shape  # the number of steps must be static
+    except (AttributeError, RuntimeError):
+        return False
+    return bool(shape and shape[1])
+
+
+def _reversed_real_steps(sequence, mask, steps):
+    """`sequence` with each row's real steps in reverse order (all steps when unmasked).
+
+    Padding stays after the real steps, so the run reads its result at the last
+    real step, as for a forward LSTM.
+    """
+    if mask is None:
+        return tf.reverse(sequence, axis=[1])
+    lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1, keepdims=True)
+    t = tf.range(steps)[None, :]
+    return tf.gather(sequence, tf.where(t < lengths, lengths - 1 - t, t), batch_dims=1)
 
 
 def _rnn(layer):
@@ -181,7 +271,8 @@ def prepare_for_export(model, *, rnn_layout="fused"):
             (smallest file; masked LSTMs via `PrefixMaskedLSTM`), other RNNs are
             unrolled. `"unrolled"`: every RNN is unrolled over its fixed sequence
             length (larger file, much faster int8 on CPUs; a last-layer LSTM
-            becomes `UnrolledLSTM`). Weights are the same.
+            becomes `UnrolledLSTM`, a last-layer `Bidirectional` LSTM
+            `UnrolledBidirectional`). Weights are the same.
 
     Returns:
         A model computing the same function (the same object when nothing changes).
@@ -205,7 +296,7 @@ def prepare_for_export(model, *, rnn_layout="fused"):
             return None
         if rnn_layout == "fused" and _fusable(layer):
             return "fused"
-        if UnrolledLSTM.supports(layer):
+        if UnrolledLSTM.supports(layer) or UnrolledBidirectional.supports(layer):
             return "lean"
         return None if rnn.unroll else "unroll"
 
@@ -220,7 +311,8 @@ def prepare_for_export(model, *, rnn_layout="fused"):
         if action == "fused":
             return PrefixMaskedLSTM(layer.get_config(), name=layer.name)
         if action == "lean":
-            return UnrolledLSTM(layer.get_config(), name=layer.name)
+            lean = UnrolledBidirectional if type(layer).__name__ == "Bidirectional" else UnrolledLSTM
+            return lean(layer.get_config(), name=layer.name)
         return layer.__class__.from_config(layer.get_config())
 
     with tfmot().quantization.keras.quantize_scope(hub_custom_objects()):

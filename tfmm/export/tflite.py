@@ -35,6 +35,7 @@ from tfmm.export.compact import compact_tflite
 from tfmm.export.inspect import TFLiteSummary, inspect_tflite
 from tfmm.export.interpreter import TFLiteRunner
 from tfmm.export.rnn import prepare_for_export
+from tfmm.export.xnnpack import ops_xnnpack_rejects
 
 __all__ = ["ExportResult", "MODES", "PREFERENCES", "export_tflite", "export_saved_model"]
 
@@ -340,6 +341,10 @@ def _check_loadable(content, scratch_path, model, quantization):
         found = re.search(r"model \((.*)\)\. Re-export", str(e), re.S)
         reason = found.group(1) if found else str(e)
         reason = re.sub(r"(failed to create XNNPACK runtime)+", r"\1: ", reason)  # LiteRT repeats it per partition
+        if "XNNPACK" in reason:
+            rejected = ops_xnnpack_rejects(content)
+            if rejected:
+                hint += " XNNPACK rejects " + "; ".join(rejected) + "."
         raise ExportError(
             f"The {quantization} file the converter made for {model.name!r} cannot be prepared by "
             f"LiteRT ({reason}); nothing was written.{hint}"
