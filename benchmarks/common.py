@@ -79,6 +79,30 @@ def measure_file(result, model, test, *, runs=300, threads=(1,)):
     return row
 
 
+def interleaved_p50(paths, *, rounds=5, runs=200, num_threads=1):
+    """Time `.tflite` files in turns: each round runs every file once; median over rounds.
+
+    On a shared machine the drift between two moments minutes apart can exceed
+    the difference between two files; timed in turns, the drift hits all alike.
+
+    Args:
+        paths: `{name: path}`.
+        rounds: Rounds; every round times each file with `runs` runs.
+        runs: Timed runs per file and round (after the benchmark's warm-up).
+        num_threads: Interpreter threads.
+
+    Returns:
+        `{name: {"p50_ms": median over rounds, "rounds": [p50 per round]}}`.
+    """
+    from tfmm.export import benchmark_tflite
+
+    per_round = {name: [] for name in paths}
+    for _ in range(rounds):
+        for name, path in paths.items():
+            per_round[name].append(round(benchmark_tflite(path, runs=runs, num_threads=num_threads).p50_ms, 4))
+    return {name: {"p50_ms": float(np.median(r)), "rounds": r} for name, r in per_round.items()}
+
+
 def write(name, payload, table):
     """Write `results/<name>.json` and `results/<name>.md` (the table plus provenance)."""
     from tfmm.config import atomic_write_text

@@ -14,7 +14,7 @@ import os
 import tempfile
 
 import numpy as np
-from common import markdown_table, train_default, write
+from common import interleaved_p50, markdown_table, train_default, write
 
 from run import _convert_raw
 
@@ -24,7 +24,7 @@ def main():
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    from tfmm.export import benchmark_tflite, export_tflite
+    from tfmm.export import export_tflite
 
     model, data, _ = train_default(args.epochs, modalities=("image",))
     calib = data["validation"][0]
@@ -36,13 +36,11 @@ def main():
             "tfmm, per_channel_dense=True": export_tflite(model, os.path.join(tmp, "pc.tflite"),
                                                           representative_data=calib, per_channel_dense=True).path,
         }
-        rounds = {name: [] for name in paths}
-        for _ in range(args.rounds):
-            for name, path in paths.items():
-                rounds[name].append(benchmark_tflite(path, runs=300).p50_ms)
+        turns = interleaved_p50(paths, rounds=args.rounds, runs=300)
         sizes = {name: os.path.getsize(path) for name, path in paths.items()}
     first = next(iter(paths))
-    medians = {name: float(np.median(r)) for name, r in rounds.items()}
+    rounds = {name: t["rounds"] for name, t in turns.items()}
+    medians = {name: t["p50_ms"] for name, t in turns.items()}
     rows = [[name, f"{sizes[name]:,}", f"{medians[name]:.3f}", f"{medians[name] / medians[first]:.2f}",
              " ".join(f"{x:.3f}" for x in rounds[name])] for name in paths]
     table = markdown_table(["file", "bytes", "median p50 ms", "x raw", "p50 per round"], rows)

@@ -18,13 +18,18 @@ def section(title):
     return m.group(1).strip() if m else ""
 
 
+def p50(figures):
+    """1-thread p50 timed in turns with the files it is compared to (older results: the one-off p50)."""
+    return figures.get("p50_ms_1t_turns", figures["p50_ms_1t"])
+
+
 def commentary():
     """The paragraph under the targets, with its figures read from results.json."""
     results = json.load(open(os.path.join(ROOT, "benchmarks", "results", "results.json")))
     files = results["variants"]["files"]
     f32 = files["TFLite float32"]
     ratio = lambda f, key="size_bytes": f[key] / f32[key]  # noqa: E731
-    branches = {name: b["int8"]["p50_ms_1t"] / b["float32"]["p50_ms_1t"] for name, b in results["branches"].items()}
+    branches = {name: p50(b["int8"]) / p50(b["float32"]) for name, b in results["branches"].items()}
     qat, ptq = files["QAT int8"], files["PTQ int8 (full integer)"]
     breakdown = results["variants"]["breakdown"]
     size = breakdown["size"]
@@ -42,20 +47,20 @@ def commentary():
         + ", ".join(f"{name} {r:.2f}x" for name, r in branches.items())
         + " its float32 file's (the text branch wins because the unrolled int8 LSTM beats the fused float "
         "one; on these x86 cores XNNPACK's float kernels hold their own for our small convolutions), and "
-        f"the full int8 model is {ptq['p50_ms_1t'] / f32['p50_ms_1t']:.2f}x float32; int8 pays off in size and "
+        f"the full int8 model is {p50(ptq) / p50(f32):.2f}x float32; int8 pays off in size and "
         f"on NPUs / microcontrollers.{_why()} The int8 file is {ratio(ptq):.3f}x float32 "
         f"({size['weight_bytes'] / f32['size_bytes']:.3f}x of it weights, the rest the graph of {size['ops']} ops, "
         "most of them the unrolled LSTM's steps; see the export section; with per-channel dense weights it is "
         f"{ratio(files['PTQ int8, per-channel dense']):.3f}x); after "
         f"75% pruning, gzip reaches {ratio(files['prune 75% + PQAT int8'], 'gzip_bytes'):.3f}x because the "
         "graph does not compress and the LSTM and the masked Embedding stay dense. QAT int8 p50 is "
-        f"{qat['p50_ms_1t'] / ptq['p50_ms_1t']:.2f}x PTQ int8's (BatchNormalization after Conv2D is folded; "
+        f"{p50(qat) / p50(ptq):.2f}x PTQ int8's (BatchNormalization after Conv2D is folded; "
         "the four after Conv1D in the audio branch stay a MUL + ADD each). A QAT epoch took "
         f"{results['variants']['epochs']['QAT int8']['qat_epoch_s'] / results['variants']['float_epoch_s']:.2f}x "
         "a float epoch in the variants section and "
         f"{results['cost']['small']['qat_epoch_s_640'] / results['cost']['small']['float_epoch_s_640']:.2f}x in the "
-        "cost section of the same run (640 examples). Latencies are single medians on a "
-        "shared 2-core machine: compare ratios within this table, not across runs.\n"
+        "cost section of the same run (640 examples). Latency ratios compare files timed in turns "
+        "within one run on a shared 2-core machine: compare ratios, not absolute times across runs.\n"
     )
 
 
@@ -65,15 +70,16 @@ def interleaved():
     if not os.path.exists(path):
         return ""
     table = open(path).read().split("\n\n", 1)[1].strip()
-    return ("The p50 figures above are timed minutes apart. Timed in turns, 5 rounds "
-            "(`python benchmarks/interleaved_latency.py`), the two PTQ int8 files run alike:\n\n" + table)
+    return ("The PTQ int8 pair on its own, with the per-channel-dense variant, 5 rounds of 300 runs in turns "
+            "(`python benchmarks/interleaved_latency.py`):\n\n" + table)
 
 
 block = f"""## Results
 
 Copied from `benchmarks/results/results.md`, made by `make bench`
 (`python benchmarks/run.py`: small preset, 10 epochs, 2 QAT epochs, AV-digits test split,
-LiteRT with XNNPACK, medians of 300 runs measured in one run; see its provenance table).
+LiteRT with XNNPACK; p50 / p90 of 300 runs per file, and the files each ratio compares timed
+again in turns, 5 rounds, so the machine's drift leaves the ratios; see its provenance table).
 
 {section("Default model (small preset, AV-digits test split)")}
 
