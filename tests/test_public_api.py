@@ -18,7 +18,7 @@ EXPECTED = {
     "tfmm.optimization": [
         "ClusterPreserve", "ClusteringConfig", "DistillationConfig", "Distiller", "LayerPolicy", "OptimizationResult", "PruningConfig", "QuantizationConfig", "Recipe",
         "SparsityMask", "SparsityPreservingWeightsQuantizer", "TfmmQuantizeScheme",
-        "WeightsQuantizeConfig", "apply_clustering", "apply_pruning", "apply_qat", "cluster_report", "distill", "get_layer_policy", "is_chief", "make_strategy", "optimize",
+        "WeightsQuantizeConfig", "apply_clustering", "apply_pruning", "apply_qat", "cluster_report", "conv1d_batch_norm_pairs", "distill", "fold_conv1d_batch_norms", "get_layer_policy", "is_chief", "make_strategy", "optimize",
         "pruning_schedule_steps", "qat_scope", "quantization_plan", "quantize_custom_objects",
         "register_layer_policy", "sparsity_report", "strategy_scope", "strip", "strip_clustering",
     ],

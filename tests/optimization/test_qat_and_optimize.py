@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 
 import tfmm
-from tfmm._keras import keras, tfmot
+from tfmm._keras import keras, tfmot, unwrap
 from tfmm.errors import ConfigError
-from tfmm.optimization import Recipe, apply_qat, optimize, quantization_plan, sparsity_report
+from tfmm.optimization import (QuantizationConfig, Recipe, apply_qat, conv1d_batch_norm_pairs, fold_conv1d_batch_norms,
+                               optimize, qat_scope, quantization_plan, sparsity_report)
 
 from tests.conftest import copy_model
 
@@ -62,10 +63,31 @@ def test_quantization_plan_covers_every_layer_with_reasons(learnable):
     assert [p["layer"] for p in plan] == [l.name for l in model.layers]
     modes = {p["layer"]: p["mode"] for p in plan}
     assert modes["text"] == "float" and modes["image"] == "input"
-    assert modes["audio_block1_conv"] == "weights" and modes["audio_block1_bn"] == "output"
+    assert modes["audio_block1_conv"] == "weights" and modes["audio_block1_bn"] == "folded"
     assert modes["image_stem_conv"] == "default" and modes["image_stem_bn"] == "folded"
     assert all(modes[p["layer"]] in ("folded", "output") for p in plan if p["class_name"] == "BatchNormalization")
     assert all(p["reason"] for p in plan if p["mode"] == "float")
+    # Without Conv1D folding, its BatchNormalization quantizes the block's output.
+    unfolded = {p["layer"]: p["mode"] for p in quantization_plan(model, QuantizationConfig(fold_batch_norm=False))}
+    assert unfolded["audio_block1_conv"] == "weights" and unfolded["audio_block1_bn"] == "output"
+    assert unfolded["image_stem_bn"] == "folded"
+
+
+def test_conv1d_batch_norms_fold_exactly_and_qat_keeps_them_folded(learnable):
+    model = learnable["model"]
+    x, _ = learnable["validation"]
+    pairs = conv1d_batch_norm_pairs(model)
+    assert pairs and all(bn.endswith("_bn") and pairs[bn] == bn[: -len("bn")] + "conv" for bn in pairs)
+    folded = fold_conv1d_batch_norms(model)
+    assert [l.name for l in folded.layers] == [l.name for l in model.layers]
+    assert not any(isinstance(folded.get_layer(bn), keras.layers.BatchNormalization) for bn in pairs)
+    np.testing.assert_allclose(folded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
+    assert fold_conv1d_batch_norms(folded) is folded  # nothing left to fold
+    with qat_scope():
+        qat = apply_qat(model)
+    names = {unwrap(l).name: type(unwrap(l)).__name__ for l in qat.layers}
+    assert all(names[bn] == "Activation" for bn in pairs)
+    assert {unwrap(l).name: l for l in qat.layers}[next(iter(pairs.values()))].layer.use_bias
 
 
 @pytest.mark.parametrize(

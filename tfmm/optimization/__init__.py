@@ -20,6 +20,7 @@ from tfmm.optimization.clustering import (
 )
 from tfmm.optimization.distribute import is_chief, make_strategy, strategy_scope
 from tfmm.optimization.distillation import DistillationConfig, Distiller, distill
+from tfmm.optimization.folding import conv1d_batch_norm_pairs, fold_conv1d_batch_norms
 from tfmm.optimization.pipeline import OptimizationResult, optimize
 from tfmm.optimization.policies import LayerPolicy, get_layer_policy, register_layer_policy
 from tfmm.optimization.pruning import (
@@ -62,7 +63,9 @@ __all__ = [
     "apply_pruning",
     "apply_qat",
     "cluster_report",
+    "conv1d_batch_norm_pairs",
     "distill",
+    "fold_conv1d_batch_norms",
     "get_layer_policy",
     "is_chief",
     "make_strategy",

@@ -252,6 +252,9 @@ def optimize(
         if recipe.quantize is not None:
             start = time.perf_counter()
             qconfig = _after_pruning(recipe.quantize, recipe)
+            if recipe.cluster is not None and qconfig.fold_batch_norm:
+                # Folding scales each output channel: a clustered Conv1D kernel would lose its clusters.
+                qconfig = dataclasses.replace(qconfig, fold_batch_norm=False)
             plan = quantization_plan(current, qconfig)
             with qat_scope():
                 qat = apply_qat(current, qconfig)
