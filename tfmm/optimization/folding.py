@@ -3,9 +3,10 @@
 TFMOT folds BatchNormalization into a Conv2D during QAT; it has no such transform
 for Conv1D. Left alone, the QAT model fake-quantizes the BatchNormalization's
 output, the converter cannot fold it through Conv1D's reshapes, and the int8 file
-keeps a MUL + ADD + RELU (and two RESHAPEs) per audio block. Measured on the
-`small` preset (AV-digits, files timed in turns): QAT int8 p50 1.47 ms unfolded vs
-0.90 ms folded (PTQ int8: 0.92 ms), 2.5 KB smaller, 3 XNNPACK partitions instead of 5.
+keeps a MUL + ADD + RELU (and two RESHAPEs) per audio block. Seen on the `small`
+preset (AV-digits, 1 epoch + 1 QAT epoch, files timed in turns): QAT int8 p50
+1.47 ms unfolded vs 0.90 ms folded (PTQ int8: 0.92 ms), 2.5 KB smaller, 3 XNNPACK
+partitions instead of 5; `make bench` reports the QAT / PTQ ratio of the trained model.
 
 Folding uses the moving statistics, so the statistics are frozen during the QAT
 fine-tuning (a common QAT practice); the float function is unchanged.
