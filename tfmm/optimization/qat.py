@@ -46,8 +46,8 @@ class QuantizationConfig(Config):
         fold_batch_norm: Fold each BatchNormalization that follows a Conv1D into
             it before QAT (moving statistics, frozen while fine-tuning), as TFMOT
             does for Conv2D: the int8 file then has one fused convolution per
-            audio block instead of CONV_2D + MUL + ADD + RELU (QAT int8 1.6x
-            faster on the `small` preset). A recipe turns it off after clustering
+            audio block instead of CONV_2D + MUL + ADD + RELU (see
+            `tfmm.optimization.folding`). A recipe turns it off after clustering
             (per-channel scaling would break the clusters).
 
     Example:
