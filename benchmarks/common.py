@@ -6,6 +6,7 @@ Markdown table under `benchmarks/results/` with the command, machine and date.
 
 import datetime
 import json
+import math
 import os
 import platform
 import sys
@@ -101,6 +102,28 @@ def interleaved_p50(paths, *, rounds=5, runs=200, num_threads=1):
         for name, path in paths.items():
             per_round[name].append(round(benchmark_tflite(path, runs=runs, num_threads=num_threads).p50_ms, 4))
     return {name: {"p50_ms": float(np.median(r)), "rounds": r} for name, r in per_round.items()}
+
+
+def mcnemar_p(b, c):
+    """Two-sided exact McNemar p-value for paired classifiers.
+
+    Args:
+        b: Examples only the first classifier gets right.
+        c: Examples only the second classifier gets right.
+
+    Returns:
+        The probability, if both were equally accurate, of a split of the
+        `b + c` discordant examples at least as uneven as this one.
+
+    Example:
+        >>> round(mcnemar_p(0, 5), 4)
+        0.0625
+    """
+    n = b + c
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(b, c) + 1)) / 2**n
+    return min(1.0, 2 * tail)
 
 
 def write(name, payload, table):

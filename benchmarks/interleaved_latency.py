@@ -2,10 +2,11 @@
 
 Usage: python benchmarks/interleaved_latency.py [--epochs 1] [--rounds 5]
 
-`make bench` times each file once, minutes apart; on a shared 2-core machine the
-drift between those moments can exceed the difference between two files. Here
-every round times each file in turn (300 runs, 1 thread), and the median over
-rounds is reported. Training length hardly matters for latency (same graph).
+A quick focused check (one training epoch) of what `make bench`'s raw TFMOT
+table also measures: on a shared 2-core machine the drift between two moments
+can exceed the difference between two files, so every round times each file in
+turn (300 runs, 1 thread), and the median over rounds is reported. Adds the
+per-channel-dense variant. Training length hardly matters for latency (same graph).
 Writes `benchmarks/results/interleaved_latency.{json,md}`.
 """
 

@@ -64,16 +64,6 @@ def commentary():
     )
 
 
-def interleaved():
-    """The PTQ int8 latency of raw TFMOT and tfmm timed in turns (benchmarks/interleaved_latency.py)."""
-    path = os.path.join(ROOT, "benchmarks", "results", "interleaved_latency.md")
-    if not os.path.exists(path):
-        return ""
-    table = open(path).read().split("\n\n", 1)[1].strip()
-    return ("The PTQ int8 pair on its own, with the per-channel-dense variant, 5 rounds of 300 runs in turns "
-            "(`python benchmarks/interleaved_latency.py`):\n\n" + table)
-
-
 block = f"""## Results
 
 Copied from `benchmarks/results/results.md`, made by `make bench`
@@ -90,8 +80,6 @@ Per branch (each modality alone):
 Raw TFMOT's documented path next to tfmm on the image-only model (same run):
 
 {section("Image-only model: raw TFMOT documented path vs tfmm (same run)")}
-
-{interleaved()}
 
 How cost grows with the preset (640 examples; int8 file of the QAT model):
 
