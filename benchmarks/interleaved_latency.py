@@ -1,6 +1,6 @@
 """Image-only PTQ int8: raw TFMOT's converter path vs tfmm, latency measured interleaved.
 
-Usage: python benchmarks/interleaved_latency.py [--epochs 1] [--rounds 5]
+Usage: python benchmarks/interleaved_latency.py [--epochs 1] [--rounds 9]
 
 A quick focused check (one training epoch) of what `make bench`'s raw TFMOT
 table also measures: on a shared 2-core machine the drift between two moments
@@ -23,7 +23,7 @@ from run import _convert_raw
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args()
     from tfmm.export import export_tflite
 
@@ -39,14 +39,26 @@ def main():
         }
         turns = interleaved_p50(paths, rounds=args.rounds, runs=300)
         sizes = {name: os.path.getsize(path) for name, path in paths.items()}
+        ops = {name: _op_counts(path) for name, path in paths.items()}
     first = next(iter(paths))
     rounds = {name: t["rounds"] for name, t in turns.items()}
     medians = {name: t["p50_ms"] for name, t in turns.items()}
-    rows = [[name, f"{sizes[name]:,}", f"{medians[name]:.3f}", f"{medians[name] / medians[first]:.2f}",
-             " ".join(f"{x:.3f}" for x in rounds[name])] for name in paths]
-    table = markdown_table(["file", "bytes", "median p50 ms", "x raw", "p50 per round"], rows)
-    print(write("interleaved_latency", {"rounds": rounds, "sizes": sizes, "medians": medians}, table))
+    slower = {name: sum(a > b for a, b in zip(rounds[name], rounds[first])) for name in paths}
+    rows = [[name, f"{sizes[name]:,}", f"{sum(ops[name].values())}{'' if ops[name] == ops[first] else ' (other types)'}",
+             f"{medians[name]:.4f}", f"{medians[name] / medians[first]:.3f}",
+             f"{slower[name]} of {len(rounds[name])}" if name != first else "-",
+             " ".join(f"{x:.4f}" for x in rounds[name])] for name in paths]
+    table = markdown_table(["file", "bytes", "ops", "median p50 ms", "x raw", "slower than raw in", "p50 per round"],
+                           rows)
+    print(write("interleaved_latency", {"rounds": rounds, "sizes": sizes, "medians": medians, "ops": ops,
+                                        "slower_rounds": slower}, table))
 
+
+def _op_counts(path):
+    """`{op type: count}` of a `.tflite` file."""
+    from tfmm.export import inspect_tflite
+
+    return dict(sorted(inspect_tflite(path).op_histogram.items()))
 
 if __name__ == "__main__":
     main()

@@ -59,9 +59,33 @@ def commentary():
         f"{results['variants']['epochs']['QAT int8']['qat_epoch_s'] / results['variants']['float_epoch_s']:.2f}x "
         "a float epoch in the variants section and "
         f"{results['cost']['small']['qat_epoch_s_640'] / results['cost']['small']['float_epoch_s_640']:.2f}x in the "
-        "cost section of the same run (640 examples). Latency ratios compare files timed in turns "
+        f"cost section of the same run (640 examples).{_raw_latency()} Latency ratios compare files timed in turns "
         "within one run on a shared 2-core machine: compare ratios, not absolute times across runs.\n"
     )
+
+
+def _raw_latency():
+    """How far apart raw TFMOT's and tfmm's PTQ int8 image files run (focused study), when it was run."""
+    path = os.path.join(ROOT, "benchmarks", "results", "interleaved_latency.json")
+    if not os.path.exists(path):
+        return ""
+    study = json.load(open(path))
+    raw, mine = "raw TFMOT (from_keras_model, int8 I/O)", "tfmm export_tflite (int8)"
+    same = "the same ops" if study["ops"][raw] == study["ops"][mine] else "different ops"
+    n = len(study["rounds"][mine])
+    return (f" Raw TFMOT's and tfmm's PTQ int8 image files have {same} and int8 I/O; in the focused "
+            f"study (`python benchmarks/interleaved_latency.py`, {n} rounds in turns, {study['machine']['date']}) "
+            f"tfmm's runs at {study['medians'][mine] / study['medians'][raw]:.3f}x raw's p50, slower in "
+            f"{study['slower_rounds'][mine]} of {n} rounds; so the bench's latency rows (worst {_raw_gap():.2f}% "
+            "apart) compare files that run alike, and a miss there is this machine's noise, not the files'.")
+
+
+def _raw_gap():
+    """Largest p50 gap in % between a tfmm file and raw TFMOT's for the same step in make bench."""
+    results = json.load(open(os.path.join(ROOT, "benchmarks", "results", "results.json")))
+    turns = results["raw_tfmot_image"]["turns"]
+    steps = [r["step"] for r in results["raw_tfmot_image"]["raw"] if r["ok"]]
+    return max(abs(turns[f"tfmm {s}"] / turns[f"TFMOT {s}"] - 1) for s in steps) * 100
 
 
 block = f"""## Results
