@@ -214,7 +214,15 @@ def _try(step, fn):
         lines = [l.strip() for l in str(e).splitlines() if l.strip()]
         telling = [l for l in lines if any(t in l for t in _TELLING)] or lines or [""]
         message = telling[0].split("error: ")[-1][:300]
-        return {"step": step, "ok": False, "error": f"{type(e).__name__}: {message}"}
+        return {"step": step, "ok": False, "error": _named(f"{type(e).__name__}: {message}")}
+
+
+def _named(error):
+    """`"TypeError: TypeError: x"` -> `"TypeError: x"` (TF repeats the type name in some messages)."""
+    name, _, rest = error.partition(": ")
+    while rest.startswith(name + ": "):
+        rest = rest[len(name) + 2:]
+    return f"{name}: {rest}" if rest else error
 
 
 def _convert_raw(model, calib, path):
@@ -545,7 +553,7 @@ def _report(results):
                          f"{mine['accuracy'] * 100:.1f}", f"{theirs.get('size_bytes', 0):,}" if step["ok"] else "-",
                          f"{mine['size_bytes']:,}", f"{theirs.get('gzip_bytes', 0):,}" if step["ok"] else "-",
                          f"{mine['gzip_bytes']:,}", f"{their_p50:.3f}" if step["ok"] else "-",
-                         f"{my_p50:.3f}", step.get("error", "")])
+                         f"{my_p50:.3f}", _named(step.get("error", ""))])
         parts += ["## Image-only model: raw TFMOT documented path vs tfmm (same run)", "",
                   f"Keras float accuracy {r['keras_float_accuracy'] * 100:.1f}%; tfmm float32 file "
                   f"{r['tfmm']['float32']['size_bytes']:,} bytes, p50 "
@@ -555,7 +563,8 @@ def _report(results):
                                   "tfmm gzip", "TFMOT p50 ms", "tfmm p50 ms", "TFMOT error"], rows), ""]
     f = results.get("raw_tfmot_full")
     if f:
-        rows = [[s["step"], f"runs ({s['result']})" if s["ok"] else "fails", s.get("error", "")] for s in f["steps"]]
+        rows = [[s["step"], f"runs ({s['result']})" if s["ok"] else "fails", _named(s.get("error", ""))]
+                for s in f["steps"]]
         parts += ["## 3-branch model: each documented TFMOT step as written", "",
                   markdown_table(["step", "raw TFMOT", "error"], rows), "",
                   "tfmm runs the same steps on this model (the variants table above).", ""]
@@ -637,7 +646,7 @@ def main():
     if args.report_only:
         with open(os.path.join(RESULTS, "results.json")) as f:
             results = json.load(f)
-        results.pop("machine", None)
+        # the figures keep the machine and command that measured them; only the rendering is new
         results["targets"] = _targets(results)
         print(write("results", results, _report(results)))
         return
