@@ -44,7 +44,8 @@ def main():
     rounds = {name: t["rounds"] for name, t in turns.items()}
     medians = {name: t["p50_ms"] for name, t in turns.items()}
     slower = {name: sum(a > b for a, b in zip(rounds[name], rounds[first])) for name in paths}
-    rows = [[name, f"{sizes[name]:,}", f"{sum(ops[name].values())}{'' if ops[name] == ops[first] else ' (other types)'}",
+    same = {name: "" if ops[name] == ops[first] else " (other types)" for name in paths}
+    rows = [[name, f"{sizes[name]:,}", f"{sum(ops[name].values())}{same[name]}",
              f"{medians[name]:.4f}", f"{medians[name] / medians[first]:.3f}",
              f"{slower[name]} of {len(rounds[name])}" if name != first else "-",
              " ".join(f"{x:.4f}" for x in rounds[name])] for name in paths]
@@ -59,6 +60,7 @@ def _op_counts(path):
     from tfmm.export import inspect_tflite
 
     return dict(sorted(inspect_tflite(path).op_histogram.items()))
+
 
 if __name__ == "__main__":
     main()
