@@ -8,62 +8,14 @@ what is allowed, in the Keras style.
 
 import dataclasses
 import os
-import tempfile
 import typing
 
 import yaml
 
+from tfmm._files import atomic_write_bytes, atomic_write_text  # noqa: F401  (public here)
 from tfmm.errors import ConfigError
 
 __all__ = ["Config", "atomic_write_bytes", "atomic_write_text"]
-
-
-def atomic_write_bytes(path, data):
-    """Write `data` to `path` atomically: a temp file in the same folder, then rename.
-
-    Args:
-        path: Destination file path.
-        data: The bytes to write.
-
-    Returns:
-        The path written, as a string.
-
-    Raises:
-        OSError: The folder is not writable. No partial file is left behind.
-
-    Example:
-        >>> import tempfile, os
-        >>> p = tfmm.config.atomic_write_bytes(os.path.join(tempfile.mkdtemp(), "a.bin"), b"hi")
-    """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
-
-
-def atomic_write_text(path, text):
-    """Write UTF-8 `text` to `path` atomically (see `atomic_write_bytes`).
-
-    Args:
-        path: Destination file path.
-        text: The text to write.
-
-    Returns:
-        The path written, as a string.
-
-    Example:
-        >>> import tempfile, os
-        >>> p = tfmm.config.atomic_write_text(os.path.join(tempfile.mkdtemp(), "a.txt"), "hi")
-    """
-    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def _to_plain(value):

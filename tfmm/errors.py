@@ -28,3 +28,7 @@ class ExportError(TfmmError, RuntimeError):
 
 class KerasVersionError(TfmmError, ImportError):
     """Keras 3 is active where tfmm needs Keras 2 (`tf_keras`)."""
+
+
+class SecurityError(TfmmError, ValueError):
+    """Loading a file would run code from it or fetch a URL, and the user did not opt in."""

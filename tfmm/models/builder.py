@@ -1,15 +1,12 @@
 """`build_multimodal_model`: config -> flat `tf_keras` functional model."""
 
-import os
-
-from tfmm._keras import check_keras2, hub_custom_objects, keras
+from tfmm._keras import check_keras2, keras
 from tfmm.errors import ConfigError
 from tfmm.models.audio_branch import apply_audio_branch
 from tfmm.models.configs import MultimodalConfig
 from tfmm.models.fusion import apply_fusion
 from tfmm.models.heads import apply_head, default_loss, default_metrics
 from tfmm.models.image_branch import apply_image_branch
-from tfmm.models.layers import LogMelSpectrogram
 from tfmm.models.text_branch import apply_text_branch
 
 __all__ = ["build_multimodal_model", "compile_model", "load_model", "model_inputs"]
@@ -121,23 +118,28 @@ def compile_model(
     return model
 
 
-def load_model(path, *, compile=True):
-    """Load a model saved with `model.save("....keras")`, hub encoders included.
+def load_model(path, *, compile=True, safe_mode=True, custom_objects=None):
+    """Load a model saved by tfmm or Keras (`.keras`, `.tfmm`, `.h5`), safely by default.
+
+    Same as `tfmm.artifacts.load_model`: files whose config holds a `Lambda` layer,
+    a remote TF Hub handle or an unregistered class are refused unless you opt in.
 
     Args:
-        path: Path of a `.keras` file.
+        path: Path of a model file.
         compile: Restore the training configuration too.
+        safe_mode: Refuse files that would run code or fetch a URL when loaded.
+        custom_objects: `{name: class}` of your own layers, trusted by name.
 
     Returns:
         The `tf_keras.Model`.
 
     Raises:
-        ConfigError: The file does not exist.
+        ConfigError: The file does not exist, is not a model, or names an unknown class.
+        SecurityError: The file would run code or fetch a URL (with `safe_mode=True`).
 
     Example:
         >>> model = tfmm.models.load_model("model.keras")  # doctest: +SKIP
     """
-    if not os.path.exists(path):
-        raise ConfigError(f"No saved model at {path!r}. Pass the path of a .keras file.")
-    custom = {"LogMelSpectrogram": LogMelSpectrogram, **hub_custom_objects()}
-    return keras.models.load_model(path, custom_objects=custom, compile=compile)
+    from tfmm import artifacts  # above the models wing: it knows every tfmm class
+
+    return artifacts.load_model(path, compile=compile, safe_mode=safe_mode, custom_objects=custom_objects)

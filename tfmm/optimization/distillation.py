@@ -64,26 +64,29 @@ class DistillationConfig(Config):
             data["teacher"] = f"<model {self.teacher.name}>"
         return data
 
-    def load_teacher(self):
+    def load_teacher(self, *, safe_mode=True):
         """Return the teacher model (loading it when `teacher` is a path).
+
+        Args:
+            safe_mode: Refuse a teacher file that would run code or fetch a URL
+                when loaded (see `tfmm.artifacts.load_model`).
 
         Returns:
             A `tf_keras.Model`.
 
         Raises:
-            ConfigError: No teacher, or no file at the path.
+            ConfigError: No teacher, or no loadable model at the path.
+            SecurityError: The teacher file would run code (with `safe_mode=True`).
         """
         if self.teacher is None:
             raise ConfigError("`teacher` is required for distillation: a saved model path or a model.")
         if isinstance(self.teacher, keras.Model):
             return self.teacher
         if not os.path.isfile(self.teacher):
-            raise ConfigError(f"No teacher model at {self.teacher!r}. Pass a .keras / .h5 file.")
-        from tfmm.models import load_model
-        from tfmm.optimization.qat import qat_scope
+            raise ConfigError(f"No teacher model at {self.teacher!r}. Pass a .keras / .tfmm / .h5 file.")
+        from tfmm.artifacts import load_model
 
-        with qat_scope():
-            return load_model(self.teacher, compile=False)
+        return load_model(self.teacher, compile=False, safe_mode=safe_mode)
 
 
 def _is_sigmoid(model):

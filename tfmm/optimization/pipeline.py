@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from tfmm._keras import check_keras2, keras
 from tfmm.errors import ConfigError, DataError
+from tfmm.optimization.checkpoint import Checkpoint
 from tfmm.optimization.distribute import strategy_scope
 from tfmm.optimization.clustering import ClusterPreserve, apply_clustering, cluster_report, strip_clustering
 from tfmm.optimization.pruning import SparsityMask, _check_patterns, apply_pruning, sparsity_report, strip
@@ -119,6 +120,9 @@ def optimize(
     callbacks=(),
     strategy=None,
     verbose=1,
+    checkpoint_dir=None,
+    resume=False,
+    safe_mode=True,
 ):
     """Run a recipe (distill -> prune -> fine-tune -> strip -> QAT fine-tune) on a model.
 
@@ -147,6 +151,14 @@ def optimize(
             batch of `train_data` is the *global* batch, split across replicas.
             Pruning steps, masks and QAT ranges stay identical on all replicas.
         verbose: Keras progress output (0, 1 or 2).
+        checkpoint_dir: Optional folder: the model is checkpointed there after
+            each stage and after each epoch inside one (tfmm's safe `.tfmm`
+            format), so an interrupted run can continue. Single process only.
+        resume: Continue the run checkpointed in `checkpoint_dir` (same recipe);
+            finished stages are skipped and a stage resumes at its next epoch
+            (with a fresh optimizer state).
+        safe_mode: Refuse a distillation teacher file that would run code or
+            fetch a URL when loaded (see `tfmm.artifacts.load_model`).
 
     Returns:
         An `OptimizationResult`.
@@ -165,6 +177,8 @@ def optimize(
         0.75
     """
     check_keras2(model)
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"`model` must be a tf_keras.Model. Received: {type(model).__name__}")
     if isinstance(recipe, str):
         recipe = Recipe.from_yaml(recipe)
     elif isinstance(recipe, dict):
@@ -172,113 +186,159 @@ def optimize(
     if not isinstance(recipe, Recipe):
         raise ConfigError(f"`recipe` must be a Recipe, dict or YAML path. Received: {type(recipe).__name__}")
     if epochs is not None:
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs <= 0:
+            raise ConfigError(f"`epochs` must be a positive integer or None. Received: epochs={epochs!r}")
         recipe = recipe.with_epochs(epochs)
     if recipe.prune is not None:
         _check_patterns(model, recipe.prune)
+    if not isinstance(callbacks, (list, tuple)):
+        raise ConfigError(f"`callbacks` must be a list of Keras callbacks. Received: {type(callbacks).__name__}")
+    if checkpoint_dir is not None and strategy is not None:
+        raise ConfigError("`checkpoint_dir` works in one process; pass strategy=None to checkpoint, "
+                          "or drop checkpoint_dir under a tf.distribute strategy.")
+    if resume and checkpoint_dir is None:
+        raise ConfigError("`resume=True` needs `checkpoint_dir`: the folder of the run to continue.")
     train = _as_dataset(train_data, "train_data")
     validation = _as_dataset(validation_data, "validation_data")
     steps = _steps(train, steps_per_epoch)
-    extra_callbacks = list(callbacks)
     loss = loss or getattr(model, "loss", None) or keras.losses.SparseCategoricalCrossentropy()
     _optimizer(optimizer, 1e-3)  # fail on a bad optimizer before any training
+    ckpt = Checkpoint(checkpoint_dir, recipe, resume=resume) if checkpoint_dir is not None else None
 
     scope = strategy_scope(strategy)  # checks `strategy` before any training
     with scope:
         if strategy is not None:
             model = _copy(model)  # variables mirrored across the replicas
-        report = {"recipe": recipe.to_dict(), "stages": {}}
-        history = {}
-        report["stages"]["float"] = {"metrics": _evaluate(_compile(_copy(model), 1e-3, loss, metrics), validation)}
-        current = model
-
-        if recipe.distill is not None:
-            from tfmm.optimization.distillation import distill
-
+        run = _Run(recipe, train, validation, steps, loss, metrics, optimizer, list(callbacks), strategy,
+                   verbose, ckpt, safe_mode)
+        restored, report, history = ckpt.restore(safe_mode) if ckpt is not None else (None, None, {})
+        if report is None:
+            report = {"recipe": recipe.to_dict(),
+                      "stages": {"float": {"metrics": _evaluate(run.compile(_copy(model), 1e-3), validation)}}}
+            if ckpt is not None:
+                ckpt.start(report)
+        current = restored or model
+        for stage in recipe.stages:
+            if ckpt is not None and ckpt.done(stage):
+                continue
             start = time.perf_counter()
-            teacher = recipe.distill.load_teacher()
-            teacher_metrics = _evaluate(_compile(_copy(teacher), 1e-3, loss, metrics), validation)
-            current, history["distill"] = distill(current, recipe.distill, train, validation_data=validation,
-                                                  callbacks=extra_callbacks, strategy=strategy,
-                                                  verbose=verbose)
-            _compile(current, recipe.learning_rate, loss, metrics, optimizer)
-            report["stages"]["distill"] = {
-                "metrics": _evaluate(current, validation),
-                "teacher_metrics": teacher_metrics,
-                "teacher_params": int(teacher.count_params()),
-                "student_params": int(current.count_params()),
-                "seconds": round(time.perf_counter() - start, 1),
-            }
-
-        if recipe.prune is not None:
-            start = time.perf_counter()
-            pruned, callbacks = apply_pruning(
-                current, recipe.prune, steps_per_epoch=steps, epochs=recipe.prune.epochs
-            )
-            _compile(pruned, recipe.learning_rate, loss, metrics, optimizer)
-            fit = pruned.fit(train, validation_data=validation, epochs=recipe.prune.epochs,
-                             callbacks=callbacks + list(extra_callbacks), verbose=verbose)
-            current = strip(pruned)
-            _compile(current, recipe.learning_rate, loss, metrics, optimizer)
-            sparsity = sparsity_report(current)
-            history["prune"] = fit.history
-            report["stages"]["prune"] = {
-                "metrics": _evaluate(current, validation),
-                "sparsity": sparsity["overall"],
-                "layer_sparsity": {k: v["sparsity"] for k, v in sparsity["layers"].items()},
-                "seconds": round(time.perf_counter() - start, 1),
-            }
-
-        if recipe.cluster is not None:
-            start = time.perf_counter()
-            cconfig = _after_pruning(recipe.cluster, recipe)
-            clustered, left_out = apply_clustering(current, cconfig)
-            _compile(clustered, cconfig.learning_rate, loss, metrics, optimizer)
-            # Layers left unclustered (the LSTM) would regrow their pruned weights.
-            masks = [SparsityMask()] if cconfig.preserve_sparsity else []
-            fit = clustered.fit(train, validation_data=validation, epochs=cconfig.epochs,
-                                callbacks=masks + list(extra_callbacks), verbose=verbose)
-            current = strip_clustering(clustered)
-            _compile(current, recipe.learning_rate, loss, metrics, optimizer)
-            history["cluster"] = fit.history
-            report["stages"]["cluster"] = {
-                "metrics": _evaluate(current, validation),
-                "sparsity": sparsity_report(current)["overall"],
-                "preserve_sparsity": cconfig.preserve_sparsity,
-                "unique_values": {k: v["unique"] for k, v in cluster_report(current).items()},
-                "left_out": left_out,
-                "seconds": round(time.perf_counter() - start, 1),
-            }
-
-        if recipe.quantize is not None:
-            start = time.perf_counter()
-            qconfig = _after_pruning(recipe.quantize, recipe)
-            if recipe.cluster is not None and qconfig.fold_batch_norm:
-                # Folding scales each output channel: a clustered Conv1D kernel would lose its clusters.
-                qconfig = dataclasses.replace(qconfig, fold_batch_norm=False)
-            plan = quantization_plan(current, qconfig)
-            with qat_scope():
-                qat = apply_qat(current, qconfig)
-                _compile(qat, qconfig.learning_rate, loss, metrics, optimizer)
-                callbacks = [SparsityMask()] if qconfig.preserve_sparsity else []
-                if recipe.cluster is not None:
-                    callbacks.append(ClusterPreserve())
-                fit = qat.fit(train, validation_data=validation, epochs=qconfig.epochs,
-                              callbacks=callbacks + list(extra_callbacks), verbose=verbose)
-            current = qat
-            history["quantize"] = fit.history
-            sparsity = sparsity_report(current)
-            report["stages"]["quantize"] = {
-                "metrics": _evaluate(current, validation),
-                "sparsity": sparsity["overall"],
-                "preserve_sparsity": qconfig.preserve_sparsity,
-                "unique_values": ({k: v["unique"] for k, v in cluster_report(current).items()}
-                                  if recipe.cluster is not None else None),
-                "plan": plan,
-                "float_layers": [
-                    {"layer": p["layer"], "class_name": p["class_name"], "reason": p["reason"]}
-                    for p in plan
-                    if p["mode"] == "float"
-                ],
-                "seconds": round(time.perf_counter() - start, 1),
-            }
+            current, history[stage], report["stages"][stage] = _STAGES[stage](run, current)
+            report["stages"][stage]["seconds"] = round(time.perf_counter() - start, 1)
+            if ckpt is not None:
+                ckpt.save_stage(stage, current, report, history)
+        if getattr(current, "optimizer", None) is None:  # restored from a checkpoint
+            run.compile(current, recipe.learning_rate)
         return OptimizationResult(model=current, history=history, report=report)
+
+
+@dataclasses.dataclass
+class _Run:
+    """What every stage of one `optimize` call shares."""
+
+    recipe: Recipe
+    train: object
+    validation: object
+    steps: int
+    loss: object
+    metrics: object
+    optimizer: object
+    callbacks: list
+    strategy: object
+    verbose: int
+    checkpoint: object
+    safe_mode: bool
+
+    def compile(self, model, learning_rate):
+        return _compile(model, learning_rate, self.loss, self.metrics, self.optimizer)
+
+    def fit(self, stage, model, epochs, learning_rate, callbacks):
+        """Compile and fit `model` (or the interrupted run's epoch checkpoint of `stage`)."""
+        done, logs = 0, {}
+        saved = self.checkpoint.resume_epoch(stage, self.safe_mode) if self.checkpoint is not None else None
+        if saved is not None:
+            model, done, logs = saved
+        self.compile(model, learning_rate)
+        extra = list(self.callbacks)
+        if self.checkpoint is not None:
+            extra.append(self.checkpoint.epoch_callback(stage, epochs, logs))
+        fit = model.fit(self.train, validation_data=self.validation, epochs=epochs, initial_epoch=done,
+                        callbacks=list(callbacks) + extra, verbose=self.verbose)
+        history = extra[-1].logs if self.checkpoint is not None else fit.history
+        return model, history
+
+
+def _distill_stage(run, current):
+    from tfmm.optimization.distillation import distill
+
+    teacher = run.recipe.distill.load_teacher(safe_mode=run.safe_mode)
+    teacher_metrics = _evaluate(run.compile(_copy(teacher), 1e-3), run.validation)
+    current, history = distill(current, run.recipe.distill, run.train, validation_data=run.validation,
+                               callbacks=run.callbacks, strategy=run.strategy, verbose=run.verbose)
+    run.compile(current, run.recipe.learning_rate)
+    return current, history, {
+        "metrics": _evaluate(current, run.validation),
+        "teacher_metrics": teacher_metrics,
+        "teacher_params": int(teacher.count_params()),
+        "student_params": int(current.count_params()),
+    }
+
+
+def _prune_stage(run, current):
+    config = run.recipe.prune
+    pruned, callbacks = apply_pruning(current, config, steps_per_epoch=run.steps, epochs=config.epochs)
+    pruned, history = run.fit("prune", pruned, config.epochs, run.recipe.learning_rate, callbacks)
+    current = run.compile(strip(pruned), run.recipe.learning_rate)
+    sparsity = sparsity_report(current)
+    return current, history, {
+        "metrics": _evaluate(current, run.validation),
+        "sparsity": sparsity["overall"],
+        "layer_sparsity": {k: v["sparsity"] for k, v in sparsity["layers"].items()},
+    }
+
+
+def _cluster_stage(run, current):
+    config = _after_pruning(run.recipe.cluster, run.recipe)
+    clustered, left_out = apply_clustering(current, config)
+    # Layers left unclustered (the LSTM) would regrow their pruned weights.
+    masks = [SparsityMask()] if config.preserve_sparsity else []
+    clustered, history = run.fit("cluster", clustered, config.epochs, config.learning_rate, masks)
+    current = run.compile(strip_clustering(clustered), run.recipe.learning_rate)
+    return current, history, {
+        "metrics": _evaluate(current, run.validation),
+        "sparsity": sparsity_report(current)["overall"],
+        "preserve_sparsity": config.preserve_sparsity,
+        "unique_values": {k: v["unique"] for k, v in cluster_report(current).items()},
+        "left_out": left_out,
+    }
+
+
+def _quantize_stage(run, current):
+    recipe = run.recipe
+    config = _after_pruning(recipe.quantize, recipe)
+    if recipe.cluster is not None and config.fold_batch_norm:
+        # Folding scales each output channel: a clustered Conv1D kernel would lose its clusters.
+        config = dataclasses.replace(config, fold_batch_norm=False)
+    plan = quantization_plan(current, config)
+    with qat_scope():
+        qat = apply_qat(current, config)
+        callbacks = [SparsityMask()] if config.preserve_sparsity else []
+        if recipe.cluster is not None:
+            callbacks.append(ClusterPreserve())
+        qat, history = run.fit("quantize", qat, config.epochs, config.learning_rate, callbacks)
+    sparsity = sparsity_report(qat)
+    return qat, history, {
+        "metrics": _evaluate(qat, run.validation),
+        "sparsity": sparsity["overall"],
+        "preserve_sparsity": config.preserve_sparsity,
+        "unique_values": ({k: v["unique"] for k, v in cluster_report(qat).items()}
+                          if recipe.cluster is not None else None),
+        "plan": plan,
+        "float_layers": [
+            {"layer": p["layer"], "class_name": p["class_name"], "reason": p["reason"]}
+            for p in plan
+            if p["mode"] == "float"
+        ],
+    }
+
+
+_STAGES = {"distill": _distill_stage, "prune": _prune_stage, "cluster": _cluster_stage, "quantize": _quantize_stage}
