@@ -92,13 +92,14 @@ def test_train_optimize_export_inspect_bench_chain(tmp_path, monkeypatch, capsys
     assert "text:" in (tmp_path / "m.yaml").read_text() and "audio: null" in (tmp_path / "m.yaml").read_text()
 
     (tmp_path / "recipe.yaml").write_text("prune:\n  target_sparsity: 0.5\n  epochs: 1\nquantize:\n  epochs: 1\n")
-    _run(["optimize", "--model", "m.keras", "--recipe", "recipe.yaml", "--out", "opt.h5", "--quiet",
+    _run(["optimize", "--model", "m.keras", "--recipe", "recipe.yaml", "--out", "opt.tfmm", "--quiet",
           "--limit", "800", "--strategy", "mirrored"], capsys)
     results = json.loads((tmp_path / "opt-optimize-report" / "results.json").read_text())
     assert abs(results["optimization"]["stages"]["prune"]["sparsity"] - 0.5) <= 0.02
     assert (tmp_path / "opt-optimize-report" / "report.html").stat().st_size > 1000
 
-    _run(["export", "--model", "opt.h5", "--out", "opt.tflite", "--runs", "20", "--quiet",
+    assert not (tmp_path / "opt.checkpoint").exists()  # a finished run leaves no checkpoint
+    _run(["export", "--model", "opt.tfmm", "--out", "opt.tflite", "--runs", "20", "--quiet",
           "--limit", "400", "--layer-errors"], capsys)
     exported = json.loads((tmp_path / "opt-export-report" / "results.json").read_text())
     verification = exported["verification"]
@@ -117,12 +118,12 @@ def test_train_optimize_export_inspect_bench_chain(tmp_path, monkeypatch, capsys
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["optimize", "--model", "missing.keras", "--out", "o.h5"], "No model at 'missing.keras'"),
-    (["optimize", "--model", "m.keras", "--out", "o.keras"], "must be saved as .h5"),
+    (["optimize", "--model", "missing.keras", "--out", "o.tfmm"], "No saved model at 'missing.keras'"),
+    (["optimize", "--model", "m.keras", "--out", "o.keras"], "do not load back from .keras"),
     (["export", "--model", "m.keras", "--data", "nowhere.csv"], "No data at 'nowhere.csv'"),
-    (["export", "--model", "m.keras"], "'m.keras' is not a loadable Keras model"),
+    (["export", "--model", "m.keras"], "'m.keras' is not a Keras model file"),
     (["train", "--config", "bad.yaml"], "depth"),
-    (["optimize", "--model", "m.keras", "--out", "o.h5", "--strategy", "multi-worker"], "needs TF_CONFIG"),
+    (["optimize", "--model", "m.keras", "--out", "o.tfmm", "--strategy", "multi-worker"], "needs TF_CONFIG"),
 ])
 def test_bad_inputs_exit_2_with_a_message(argv, message, tmp_path, monkeypatch, capsys):
     (tmp_path / "bad.yaml").write_text("num_classes: 10\nimage:\n  depth: 11\n")

@@ -322,6 +322,10 @@ def _load_tfmm(path, objects, safe_mode, custom_objects, compile):
     check_model_config(config, safe_mode=safe_mode, custom_objects=custom_objects)
     with _scope(objects):
         model = _guard(path, lambda: keras.models.model_from_json(config.decode("utf-8")))
+        if _has_tfmot_wrappers(model):
+            # Rebuilt from JSON, a QAT quantize_layer builds its range variables twice; a clone
+            # builds them once, as the saved model had them (get_weights() copies then fit).
+            model = keras.models.clone_model(model)
     _set_layer_weights(model, meta.get("weights", []), arrays, path)
     if compile and meta.get("compile"):
         training = meta["compile"]
@@ -339,9 +343,8 @@ def _layer_weights(model):
 def _set_layer_weights(model, entries, arrays, path):
     """Assign saved weights layer by layer, by weight name.
 
-    A QAT `quantize_layer` rebuilt from its config holds its range variables twice
-    (`quantize_layer_min` and `quantize_layer/quantize_layer_min`); both copies get
-    the saved value, so whichever the layer reads is right.
+    A weight is matched by its full name, else by its last name part (variables of a
+    rebuilt layer may sit in another name scope).
     """
     saved = {}
     for key, (layer, name) in zip((f"w{i}" for i in range(len(entries))), entries):

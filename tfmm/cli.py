@@ -5,6 +5,7 @@ Exit codes: 0 success, 2 bad usage or configuration, 1 any other failure.
 
 import argparse
 import os
+import signal
 import sys
 
 __all__ = ["main"]
@@ -101,6 +102,13 @@ def _build_parser():
         p.add_argument("--quiet", action="store_true", help="no progress output")
         p.add_argument("--limit", type=_positive_int,
                        help="use only the first N examples of each split (smoke runs)")
+        p.add_argument("--allow-outside", action="store_true",
+                       help="let manifests name files outside their own folder (trusted manifests only)")
+
+    def unsafe_option(p):
+        p.add_argument("--unsafe-load", action="store_true",
+                       help="load models whose file can run code (Lambda layers) or fetch URLs (hub handles); "
+                            "only for files you trust")
 
     train = sub.add_parser("train", help="build a model from a YAML config (or preset) and train it")
     source = train.add_mutually_exclusive_group()
@@ -118,14 +126,17 @@ def _build_parser():
     train.set_defaults(func=commands.cmd_train)
 
     optimize = sub.add_parser("optimize", help="prune + QAT (or any recipe) a trained model")
-    optimize.add_argument("--model", required=True, help="a .keras model from `tfmm train`")
+    optimize.add_argument("--model", required=True, help="a .keras / .tfmm / .h5 model from `tfmm train`")
+    unsafe_option(optimize)
     optimize.add_argument("--recipe", help="YAML recipe (default: prune 75%% + sparsity-preserving QAT)")
     data_options(optimize)
     optimize.add_argument("--vocabulary", help="tokenizer JSON (default: <model>.vocab.json)")
     optimize.add_argument("--epochs", type=_positive_int, help="override every stage's epochs")
     optimize.add_argument("--seed", type=int, default=0)
-    optimize.add_argument("--out", default="optimized.h5",
-                          help="default: optimized.h5 (QAT models need .h5 with tf-keras 2.21)")
+    optimize.add_argument("--out", default="optimized.tfmm",
+                          help="default: optimized.tfmm (tfmm's safe format; QAT models do not load from .keras)")
+    optimize.add_argument("--resume", action="store_true",
+                          help="continue an interrupted run from <out>.checkpoint (same recipe)")
     optimize.add_argument("--report", help="report folder (default: <out>-optimize-report)")
     optimize.add_argument("--strategy", default="none", choices=STRATEGIES,
                           help="tf.distribute strategy: 'mirrored' (local devices) or 'multi-worker' "
@@ -134,7 +145,8 @@ def _build_parser():
     optimize.set_defaults(func=commands.cmd_optimize)
 
     export = sub.add_parser("export", help="convert to TFLite, verify, time and report")
-    export.add_argument("--model", required=True, help="a .keras / .h5 model (float, pruned or QAT)")
+    export.add_argument("--model", required=True, help="a .keras / .tfmm / .h5 model (float, pruned or QAT)")
+    unsafe_option(export)
     export.add_argument("--quantization", default="int8", choices=MODES, help="default: int8")
     data_options(export)
     export.add_argument("--vocabulary", help="tokenizer JSON (default: <model>.vocab.json)")
@@ -202,20 +214,30 @@ def main(argv=None):
     """
     parser = _build_parser()
     args = parser.parse_args(argv)
-    from tfmm.errors import ConfigError, DataError, TfmmError
+    from tfmm._files import run_scratch
+    from tfmm.errors import ConfigError, DataError, SecurityError, TfmmError
 
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` cleans up like Ctrl-C
     try:
         _import_stack(args.verbose)
-        return args.func(args)
-    except (ConfigError, DataError) as e:
+        with run_scratch():  # every temp file of the run, removed whatever happens
+            return args.func(args)
+    except (ConfigError, DataError, SecurityError) as e:
         print(f"tfmm {args.command}: error: {e}", file=sys.stderr)
         return 2
     except TfmmError as e:
         print(f"tfmm {args.command}: failed: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"tfmm {args.command}: interrupted", file=sys.stderr)
+        hint = " (the last checkpoint is kept: rerun with --resume)" if args.command == "optimize" else ""
+        print(f"tfmm {args.command}: interrupted; no partial output was written{hint}", file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@ Every verb takes parsed arguments and returns an exit code; bad input raises
 import dataclasses
 import json
 import os
+import shutil
 import time
-import warnings
 
 __all__ = ["cmd_train", "cmd_optimize", "cmd_export", "cmd_inspect", "cmd_bench", "load_any_model"]
 
@@ -21,63 +21,39 @@ def _say(args, *lines):
             print(line, flush=True)
 
 
-def load_any_model(path):
-    """Load a float, pruned or QAT model saved by tfmm (`.keras`, or `.h5` for QAT).
+def load_any_model(path, *, unsafe=False):
+    """Load a float, pruned or QAT model (`.keras`, `.tfmm`, `.h5`) for a CLI verb.
 
     Args:
-        path: A `.keras` or `.h5` file.
+        path: A model file.
+        unsafe: The user passed `--unsafe-load` (trusts code inside the file).
 
     Returns:
         The `tf_keras.Model`.
 
     Raises:
-        ConfigError: The file does not exist or is not a `.keras` model.
+        ConfigError: The file does not exist or is not a loadable model.
+        SecurityError: The file would run code or fetch a URL (without `unsafe`).
 
     Example:
-        >>> model = load_any_model("optimized.keras")  # doctest: +SKIP
+        >>> model = load_any_model("optimized.tfmm")  # doctest: +SKIP
     """
-    from tfmm.errors import ConfigError
-    from tfmm.models import load_model
-    from tfmm.optimization import qat_scope
+    from tfmm.artifacts import load_model
 
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise ConfigError(f"No model at {path!r}. Pass a .keras / .h5 file written by `tfmm train` or `tfmm optimize`.")
-    try:
-        with qat_scope():
-            return load_model(path)
-    except (ValueError, OSError, KeyError) as e:
-        raise ConfigError(f"{path!r} is not a loadable Keras model ({str(e).splitlines()[0][:200]}).") from None
-
-
-def _save_model(model, path):
-    """Save atomically: a temp `.keras` next to the target, then rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{os.path.basename(path)}")
-    try:
-        with warnings.catch_warnings():  # .h5 is "legacy" to Keras, but QAT models need it
-            warnings.filterwarnings("ignore", message=".*HDF5 file.*")
-            model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return load_model(path, safe_mode=not unsafe)
 
 
 def _stem(path):
     return os.path.splitext(os.fspath(path))[0]
 
 
-def _vocabulary_for(model_path, explicit):
-    """The tokenizer saved next to a model (`<stem>.vocab.json`), or the one given."""
-    from tfmm.data import TextTokenizer
+def _check_outputs(args, *, suffixes, report=None):
+    """Check `--out` (and the report folder) before any slow work."""
+    from tfmm._files import check_output_path
 
-    for candidate in (explicit, _stem(model_path) + ".vocab.json"):
-        if candidate and os.path.isfile(candidate):
-            return TextTokenizer.load(candidate)
-    return None
+    check_output_path(args.out, argname="--out", suffixes=suffixes)
+    if report is not None:
+        check_output_path(report, argname="--report", folder=True)
 
 
 def _check_data(args):
@@ -91,11 +67,47 @@ def _check_data(args):
             raise DataError(f"No data at {path!r} ({flag}): pass 'av-digits' or the path of a CSV / JSONL manifest.")
 
 
-def _splits_for(args, model=None, *, tokenizer=None):
+def _check_tokenizer(model, tokenizer, args):
+    """The model's text input, its Embedding and the tokenizer must agree before any graph runs."""
+    from tfmm.data.arrays import input_specs, token_limits
+    from tfmm.artifacts import sidecar_path
+    from tfmm.data.sources import BUNDLED
+    from tfmm.errors import DataError
+
+    specs = input_specs(model)
+    if "text" not in specs:
+        return
+    if tokenizer is None:
+        if args.data == BUNDLED:
+            return
+        raise DataError(
+            f"Model {args.model!r} has a text input, but no tokenizer was saved with it "
+            f"({sidecar_path(args.model, 'vocabulary')!r} is missing). Pass the one it was trained with: "
+            "--vocabulary <file>.vocab.json."
+        )
+    length = specs["text"][0][0]
+    if tokenizer.sequence_length != length:
+        raise DataError(
+            f"The tokenizer gives {tokenizer.sequence_length} ids per text, but model {args.model!r} reads "
+            f"{length}. Pass the tokenizer saved with the model (--vocabulary)."
+        )
+    vocab = token_limits(model).get("text")
+    if vocab is not None and tokenizer.vocab_size > vocab:
+        raise DataError(
+            f"The tokenizer has {tokenizer.vocab_size} ids, but the model's Embedding takes {vocab}. "
+            "Pass the tokenizer saved with the model (--vocabulary)."
+        )
+
+
+def _splits_for(args, model=None, *, tokenizer=None, sequence_length=None):
     """Load `--data` shaped for `model` (its inputs decide modalities and sizes)."""
     from tfmm.data import load_splits
 
-    options = {}
+    if model is not None:
+        _check_tokenizer(model, tokenizer, args)
+    options = {"allow_outside": getattr(args, "allow_outside", False)}
+    if sequence_length is not None:
+        options["sequence_length"] = sequence_length
     if model is not None:
         shapes = {t.name.split(":")[0]: tuple(t.shape[1:]) for t in model.inputs}
         options["modalities"] = tuple(shapes)
@@ -118,6 +130,7 @@ def _splits_for(args, model=None, *, tokenizer=None):
         features, labels = part
         return {k: v[:limit] for k, v in features.items()}, labels[:limit]
 
+
     return dataclasses.replace(splits, train=head(splits.train), validation=head(splits.validation),
                                test=head(splits.test))
 
@@ -134,14 +147,25 @@ def cmd_train(args):
     from tfmm._keras import keras
     from tfmm.data import from_arrays
     from tfmm.errors import ConfigError
+    from tfmm.artifacts import save_model
     from tfmm.models import MultimodalConfig, build_multimodal_model, compile_model, get_preset
 
+    _check_outputs(args, suffixes=(".keras", ".tfmm", ".h5"))
     _check_data(args)
     keras.utils.set_random_seed(args.seed)
-    splits = _splits_for(args)
+    # One source of truth for the text length: the model config; the tokenizer is adapted to it.
+    planned = MultimodalConfig.from_yaml(args.config) if args.config else get_preset(args.preset)
+    splits = _splits_for(args, sequence_length=planned.text.sequence_length if planned.text else None)
     modalities = tuple(splits.train[0])
+    if splits.tokenizer is not None and planned.text is not None and (
+            splits.tokenizer.sequence_length != planned.text.sequence_length):
+        raise ConfigError(
+            f"The data's tokenizer gives {splits.tokenizer.sequence_length} ids per text, but the model "
+            f"reads text.sequence_length={planned.text.sequence_length}. Set text.sequence_length to "
+            f"{splits.tokenizer.sequence_length} in the config (the bundled data uses that length)."
+        )
     if args.config:
-        config = MultimodalConfig.from_yaml(args.config)
+        config = planned
         missing = sorted(set(config.modalities) - set(modalities))
         if missing:
             raise ConfigError(f"{args.config!r} has branches {missing} that the data {args.data!r} lacks.")
@@ -164,10 +188,7 @@ def cmd_train(args):
     )
     seconds = time.perf_counter() - start
     accuracy = _accuracy(model, splits.test)
-    _save_model(model, args.out)
-    config.to_yaml(_stem(args.out) + ".yaml")
-    if splits.tokenizer is not None:
-        splits.tokenizer.save(_stem(args.out) + ".vocab.json")
+    save_model(model, args.out, tokenizer=splits.tokenizer, config=config)
     _say(args, f"\ntrained {model.name}: {model.count_params():,} parameters, {args.epochs} epochs in {seconds:.0f} s",
          f"test accuracy {accuracy:.3f} on {len(splits.test[1])} examples ({splits.name})",
          f"model written to {os.path.abspath(args.out)} (+ .yaml config"
@@ -182,38 +203,50 @@ def cmd_optimize(args):
     """`tfmm optimize`: run a recipe (default: prune 75% + sparsity-preserving QAT)."""
     from tfmm.data import from_arrays
     from tfmm.errors import ConfigError
+    from tfmm.artifacts import load_tokenizer, save_model
     from tfmm.optimization import Recipe, is_chief, make_strategy, optimize
     from tfmm.report import write_report
 
     strategy = make_strategy(args.strategy)  # multi-worker: before any other TensorFlow work
     recipe = Recipe.from_yaml(args.recipe) if args.recipe else Recipe.from_dict(DEFAULT_RECIPE)
-    if recipe.quantize is not None and not args.out.endswith(".h5"):
+    report_dir = args.report or _stem(args.out) + "-optimize-report"
+    _check_outputs(args, suffixes=(".tfmm", ".h5", ".keras"), report=report_dir)
+    if recipe.stages != ("distill",) and args.out.lower().endswith(".keras"):
         raise ConfigError(
-            f"--out {args.out!r}: a QAT model must be saved as .h5 (with tf-keras 2.21 its "
-            "quantize layers do not load back from .keras). Use e.g. --out optimized.h5."
+            f"--out {args.out!r}: pruned, clustered and QAT models do not load back from .keras with "
+            f"tf-keras 2.21. Use tfmm's safe format: --out {_stem(args.out) + '.tfmm'!r}."
         )
+    checkpoint = _stem(args.out) + ".checkpoint"
+    if args.resume and not os.path.isdir(checkpoint):
+        raise ConfigError(f"--resume: there is no checkpoint at {checkpoint!r} (it is made by an earlier "
+                          f"`tfmm optimize --out {args.out}` that did not finish). Run without --resume.")
     _check_data(args)
-    model = load_any_model(args.model)
-    splits = _splits_for(args, model, tokenizer=_vocabulary_for(args.model, args.vocabulary))
+    model = load_any_model(args.model, unsafe=args.unsafe_load)
+    tokenizer = load_tokenizer(args.model, args.vocabulary)
+    splits = _splits_for(args, model, tokenizer=tokenizer)
     before = _accuracy(model, splits.test)
     start = time.perf_counter()
+    single = args.strategy == "none"
+    if single and not args.resume and os.path.isdir(checkpoint):
+        raise ConfigError(f"{checkpoint!r} holds the checkpoint of an earlier run that did not finish. "
+                          "Continue it with --resume, or remove the folder to start over.")
     result = optimize(
         model, recipe, from_arrays(*splits.train, batch_size=32, shuffle=True, seed=args.seed),
         validation_data=from_arrays(*splits.validation, batch_size=256), epochs=args.epochs,
-        strategy=strategy, verbose=0 if args.quiet else 2,
+        strategy=strategy, verbose=0 if args.quiet else 2, checkpoint_dir=checkpoint if single else None,
+        resume=args.resume, safe_mode=not args.unsafe_load,
     )
     seconds = time.perf_counter() - start
     if not is_chief(strategy):
         _say(args, f"worker done in {seconds:.0f} s; the chief (worker 0) writes the model and report")
         return 0
     after = _accuracy(result.model, splits.test)
-    _save_model(result.model, args.out)
-    if splits.tokenizer is not None:
-        splits.tokenizer.save(_stem(args.out) + ".vocab.json")
+    save_model(result.model, args.out, tokenizer=splits.tokenizer)
+    if single:
+        shutil.rmtree(checkpoint, ignore_errors=True)  # the run finished: nothing to resume
     stages = result.report["stages"]
     last = stages.get("quantize") or stages.get("prune") or {}
     sparsity = (stages.get("prune") or {}).get("layer_sparsity")
-    report_dir = args.report or _stem(args.out) + "-optimize-report"
     facts = {
         "model": os.path.abspath(args.model), "data": splits.name, "recipe": json.dumps(recipe.to_dict()),
         "test accuracy before": f"{before:.4f}", "test accuracy after": f"{after:.4f}",
@@ -230,12 +263,15 @@ def cmd_optimize(args):
 
 def cmd_export(args):
     """`tfmm export`: convert, verify on the test split, time and report."""
+    from tfmm.artifacts import load_tokenizer
     from tfmm.export import benchmark_tflite, export_tflite, verify_tflite
     from tfmm.report import write_report
 
+    report_dir = args.report or _stem(args.out) + "-export-report"
+    _check_outputs(args, suffixes=(".tflite",), report=report_dir)
     _check_data(args)
-    model = load_any_model(args.model)
-    tokenizer = _vocabulary_for(args.model, args.vocabulary)
+    model = load_any_model(args.model, unsafe=args.unsafe_load)
+    tokenizer = load_tokenizer(args.model, args.vocabulary)
     splits = _splits_for(args, model, tokenizer=tokenizer)
     validation = splits.validation if args.max_accuracy_drop is not None else None
     result = export_tflite(
@@ -258,7 +294,6 @@ def cmd_export(args):
         "kept float": ", ".join(result.selection.kept_float) if result.selection else "-",
         "conversion": f"{result.conversion_seconds} s",
     }
-    report_dir = args.report or _stem(args.out) + "-export-report"
     if result.layer_errors:
         worst = result.layer_errors[0]
         facts["largest int8 error"] = f"{worst['error']:.2f} steps ({worst['op']}: {worst['tensor'][:60]})"

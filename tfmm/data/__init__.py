@@ -11,6 +11,7 @@ Example:
 from tfmm.data.arrays import INPUT_DTYPES, as_arrays, from_arrays, input_specs, validate_arrays
 from tfmm.data.av_digits import AVDigitsInfo, av_digits_tokenizer, load_av_digits
 from tfmm.data.calibration import representative_dataset
+from tfmm.data.limits import DataLimits
 from tfmm.data.manifest import DataWarning, ManifestData, from_manifest, read_manifest
 from tfmm.data.sources import DataSplits, load_splits
 from tfmm.data.synthetic import make_synthetic
@@ -18,6 +19,7 @@ from tfmm.data.text import TextTokenizer
 
 __all__ = [
     "AVDigitsInfo",
+    "DataLimits",
     "DataSplits",
     "DataWarning",
     "INPUT_DTYPES",

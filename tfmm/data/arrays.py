@@ -88,6 +88,65 @@ def as_arrays(data, *, limit=None):
     return features, labels
 
 
+def token_limits(model):
+    """Return `{input_name: vocabulary size}` for integer inputs that feed an Embedding.
+
+    Args:
+        model: A `tf_keras.Model`.
+
+    Returns:
+        A dict; inputs whose first consumer is not an `Embedding` are left out.
+
+    Example:
+        >>> tfmm.data.arrays.token_limits(model)  # doctest: +SKIP
+        {'text': 40}
+    """
+    from tfmm._keras import keras, unwrap
+
+    limits = {}
+    for tensor in model.inputs:
+        if not tensor.dtype.is_integer:
+            continue
+        name = tensor.name.split(":")[0]
+        for layer in model.layers:
+            inner = unwrap(layer)
+            if not isinstance(inner, keras.layers.Embedding):
+                continue
+            inbound = [t for node in layer.inbound_nodes for t in _flat(node.input_tensors)]
+            if any(t is tensor or getattr(t, "name", None) == tensor.name for t in inbound):
+                limits[name] = int(inner.input_dim)
+    return limits
+
+
+def _flat(value):
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _flat(v)]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _flat(v)]
+    return [value]
+
+
+def model_classes(model):
+    """The number of classes a one-output classifier predicts, or None."""
+    shape = model.outputs[0].shape if len(model.outputs) == 1 else None
+    return int(shape[-1]) if shape is not None and shape.rank == 2 and shape[-1] and shape[-1] > 1 else None
+
+
+def _check_ids(name, array, vocab_size):
+    if array.size == 0:
+        return
+    low, high = int(array.min()), int(array.max())
+    if low < 0 or (vocab_size is not None and high >= vocab_size):
+        bad = low if low < 0 else high
+        example = int(np.flatnonzero((array < 0).any(axis=tuple(range(1, array.ndim))) if low < 0
+                                     else (array >= vocab_size).any(axis=tuple(range(1, array.ndim))))[0])
+        allowed = f"[0, {vocab_size - 1}]" if vocab_size is not None else ">= 0"
+        raise DataError(
+            f"`{name}` holds token id {bad} (example {example}), but ids must lie in {allowed}. "
+            "Tokenize with the model's own tokenizer (the .vocab.json saved with it)."
+        )
+
+
 def _cast(name, array, dtype):
     integer_target = np.issubdtype(np.dtype(dtype), np.integer)
     if integer_target and np.issubdtype(array.dtype, np.floating):
@@ -121,12 +180,17 @@ def validate_arrays(features, labels=None, *, model=None, num_classes=None, task
     Example:
         >>> x, y = tfmm.data.validate_arrays({"image": images}, labels, num_classes=10)  # doctest: +SKIP
     """
+    if isinstance(features, (list, tuple)) and model is not None and len(features) == len(model.inputs):
+        features = dict(zip(input_specs(model), features))  # list-input models: by input order
     if not isinstance(features, dict) or not features:
         raise DataError(
             "features must be a non-empty dict keyed by input name (image, text, audio). "
             f"Received: {type(features).__name__}"
         )
     specs = input_specs(model) if model is not None else None
+    vocab = token_limits(model) if model is not None else {}
+    if model is not None and num_classes is None and task == "multiclass":
+        num_classes = model_classes(model)
     if specs is not None:
         unknown = sorted(set(features) - set(specs))
         missing = sorted(set(specs) - set(features))
@@ -150,6 +214,8 @@ def validate_arrays(features, labels=None, *, model=None, num_classes=None, task
             raise DataError(f"`{name}` must be numeric; got dtype {array.dtype}.")
         if array.ndim == 0:
             raise DataError(f"`{name}` must have one entry per example; got a scalar.")
+        if len(array) == 0:
+            raise DataError(f"`{name}` has no examples (an empty array). Pass at least one example.")
         if array.dtype.kind == "f":
             finite = np.isfinite(array.reshape(len(array), -1)).all(axis=1)
             if not finite.all():
@@ -160,6 +226,8 @@ def validate_arrays(features, labels=None, *, model=None, num_classes=None, task
                 )
         dtype = specs[name][1] if specs is not None else INPUT_DTYPES.get(name, "float32")
         array = _cast(name, array, dtype)
+        if np.issubdtype(array.dtype, np.integer):
+            _check_ids(name, array, vocab.get(name))
         if specs is not None:
             expected = specs[name][0]
             actual = array.shape[1:]
@@ -185,12 +253,17 @@ def validate_arrays(features, labels=None, *, model=None, num_classes=None, task
 
 
 def _check_labels(labels, num_classes, task):
+    if labels.dtype.kind not in "biuf":
+        raise DataError(f"Labels must be numeric class ids. Received dtype {labels.dtype}.")
     if task == "multilabel":
         if labels.ndim != 2 or not np.isin(labels, (0, 1)).all():
             raise DataError("Multi-label labels must be a 0/1 matrix (examples, classes).")
         if num_classes is not None and labels.shape[1] != num_classes:
             raise DataError(f"Labels have {labels.shape[1]} columns; num_classes={num_classes}.")
         return labels.astype("float32")
+    if labels.dtype == bool:
+        raise DataError("Labels are booleans; pass integer class ids (0 / 1 for two classes), e.g. "
+                        "labels.astype('int32').")
     whole = labels.dtype.kind in "biu" or (
         labels.dtype.kind == "f" and np.all(np.isfinite(labels)) and np.all(labels == np.round(labels))
     )

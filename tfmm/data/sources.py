@@ -57,6 +57,8 @@ def load_splits(
     sequence_length=24,
     holdout=0.1,
     seed=0,
+    allow_outside=False,
+    limits=None,
 ):
     """Load the named data as train / validation / test arrays.
 
@@ -74,6 +76,8 @@ def load_splits(
         holdout: Fraction of a single manifest held out for validation and
             again for test.
         seed: Seed of that split.
+        allow_outside: Let manifests name files outside their folder (trusted files).
+        limits: A `tfmm.data.DataLimits` for manifests (default limits when None).
 
     Returns:
         A `DataSplits`.
@@ -98,7 +102,8 @@ def load_splits(
     if not os.path.exists(str(source)):
         raise DataError(f"No data at {source!r}: pass 'av-digits' or the path of a CSV / JSONL manifest.")
     options = dict(modalities=modalities, image_shape=tuple(image_shape), audio_samples=audio_samples,
-                   sample_rate=sample_rate, sequence_length=sequence_length)
+                   sample_rate=sample_rate, sequence_length=sequence_length, allow_outside=allow_outside,
+                   limits=limits)
     main = read_manifest(source, tokenizer=tokenizer, **options)
     if main.labels is None:
         raise DataError(f"{source!r} has no label column; training and verification need labels.")

@@ -5,6 +5,7 @@ import time
 
 import numpy as np
 
+from tfmm._args import positive_int
 from tfmm.export.interpreter import TFLiteRunner
 
 __all__ = ["LatencyReport", "benchmark_tflite"]
@@ -62,12 +63,15 @@ def benchmark_tflite(path, *, num_threads=1, runs=100, warmup=10, inputs=None, s
         A `LatencyReport`.
 
     Raises:
+        ConfigError: `runs` / `num_threads` not positive, `warmup` negative.
         ExportError: The file cannot be read.
 
     Example:
         >>> tfmm.export.benchmark_tflite("m.tflite", num_threads=2).p50_ms  # doctest: +SKIP
         0.41
     """
+    positive_int(runs, "runs")
+    positive_int(warmup, "warmup", minimum=0)
     runner = TFLiteRunner(path, num_threads=num_threads)
     feed = inputs if inputs is not None else _example_inputs(runner, seed)
     # Quantize once: only the interpreter call is timed.

@@ -5,7 +5,8 @@ import os
 import numpy as np
 
 from tfmm._quiet import native_stderr_captured
-from tfmm.errors import ExportError
+from tfmm._args import positive_int
+from tfmm.errors import ConfigError, ExportError
 
 __all__ = ["TFLiteRunner"]
 
@@ -37,6 +38,9 @@ class TFLiteRunner:
     """
 
     def __init__(self, path, *, num_threads=1, signature=None):
+        positive_int(num_threads, "num_threads")
+        if not isinstance(path, (str, os.PathLike)):
+            raise ConfigError(f"`path` must be the path of a .tflite file. Received: {type(path).__name__}")
         self.path = os.fspath(path)
         if not os.path.isfile(self.path):
             raise ExportError(f"No TFLite file at {self.path!r}.")

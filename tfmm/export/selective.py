@@ -14,13 +14,13 @@ import csv
 import dataclasses
 import io
 import os
-import tempfile
 import warnings
 
 import numpy as np
 import tensorflow as tf
 
 from tfmm._quiet import native_stderr_captured
+from tfmm._files import scratch_dir
 from tfmm.errors import ExportError
 from tfmm.export.inspect import inspect_tflite
 
@@ -153,13 +153,11 @@ def _input_key(tensor_name, example):
 
 
 def _scored(content, score):
-    fd, path = tempfile.mkstemp(suffix=".tflite")
-    try:
-        with os.fdopen(fd, "wb") as f:
+    with scratch_dir("candidate") as folder:
+        path = os.path.join(folder, "candidate.tflite")
+        with open(path, "wb") as f:
             f.write(content)
         return score(path)
-    finally:
-        os.remove(path)
 
 
 def select_for_accuracy(calibrated, accuracy_of, target, *, progress=None, finish=None):

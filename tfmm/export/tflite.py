@@ -26,9 +26,11 @@ import numpy as np
 import tensorflow as tf
 
 from tfmm._choices import MODES, PREFERENCES, RNN_LAYOUTS
+from tfmm._args import positive_int, require_model
 from tfmm._keras import check_keras2
 from tfmm._quiet import native_stderr_captured
-from tfmm.config import atomic_write_bytes, atomic_write_text
+from tfmm._files import TMP_PREFIX, atomic_write_bytes, atomic_write_text, check_output_path, scratch_dir
+from tfmm.artifacts import sidecar_path
 from tfmm.data import representative_dataset
 from tfmm.errors import ConfigError, ExportError
 from tfmm.export.compact import compact_tflite
@@ -126,7 +128,7 @@ def export_saved_model(model, path, *, rnn_layout="fused"):
     model = prepare_for_export(model, rnn_layout=rnn_layout)
     parent = os.path.dirname(path)
     os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=parent, prefix=".tmp-savedmodel-")
+    tmp = tempfile.mkdtemp(dir=parent, prefix=f"{TMP_PREFIX}{os.getpid()}-savedmodel-")  # swept if killed
     try:
         # Only the signature and the variables it reads: saving the Keras model itself
         # traces every layer's call too (measured: 32 s of a 45 s QAT int8 export).
@@ -249,7 +251,9 @@ def export_tflite(
         >>> result.summary.inputs[0].dtype  # doctest: +SKIP
         'int8'
     """
-    check_keras2(model)
+    require_model(model)
+    if not isinstance(path, (str, os.PathLike)):
+        raise ConfigError(f"`path` must be a file path ending in .tflite. Received: {path!r}")
     path = os.fspath(path)
     if quantization not in MODES:
         raise ConfigError(f"`quantization` must be one of {list(MODES)}. Received: {quantization!r}")
@@ -260,6 +264,7 @@ def export_tflite(
         raise ConfigError(f"`rnn_layout` must be one of {list(RNN_LAYOUTS)}. Received: {rnn_layout!r}")
     if not path.endswith(".tflite"):
         raise ConfigError(f"`path` must end in .tflite. Received: {path!r}")
+    check_output_path(path, argname="path", suffixes=(".tflite",))  # before minutes of conversion
     if quantization in _NEEDS_CALIBRATION and representative_data is None:
         raise ConfigError(
             f"quantization={quantization!r} needs `representative_data` (about 100 typical "
@@ -274,14 +279,13 @@ def export_tflite(
             "should be recorded'. Use 'int8' (token ids stay int32) or export a model "
             "without the text branch."
         )
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     calibration = None
     if quantization in _NEEDS_CALIBRATION:
         calibration = representative_dataset(
             representative_data, num_samples=num_calibration_samples, model=model
         )
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
+    with scratch_dir("export") as tmp:
         saved = saved_model_dir or export_saved_model(model, os.path.join(tmp, "saved_model"), rnn_layout=rnn_layout)
         selection = None
         if prefer == "latency" or max_accuracy_drop is not None:
@@ -302,11 +306,10 @@ def export_tflite(
     seconds = time.perf_counter() - start
     atomic_write_bytes(path, content)
     side = []
-    stem = path[: -len(".tflite")]
     if tokenizer is not None:
-        side.append(tokenizer.save(stem + ".vocab.json"))
+        side.append(tokenizer.save(sidecar_path(path, "vocabulary")))
     if class_names is not None:
-        side.append(atomic_write_text(stem + ".labels.txt", "\n".join(map(str, class_names)) + "\n"))
+        side.append(atomic_write_text(sidecar_path(path, "labels"), "\n".join(map(str, class_names)) + "\n"))
     summary = inspect_tflite(path)
     return ExportResult(
         path=path,

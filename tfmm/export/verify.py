@@ -5,6 +5,7 @@ import dataclasses
 import numpy as np
 
 from tfmm.data import as_arrays, validate_arrays
+from tfmm._args import positive_int, require_model
 from tfmm.errors import DataError
 from tfmm.export.interpreter import TFLiteRunner
 
@@ -62,11 +63,16 @@ def verify_tflite(path, data, *, reference_model=None, max_examples=None, progre
         >>> report.agreement  # doctest: +SKIP
         0.991
     """
+    positive_int(max_examples, "max_examples", allow_none=True)
+    if reference_model is not None:
+        require_model(reference_model, "reference_model")
+    runner = TFLiteRunner(path)
     features, labels = as_arrays(data, limit=max_examples)
     if not features:
         raise DataError("verify_tflite got no examples: the data is empty.")
-    features, labels = validate_arrays(features, labels)
-    runner = TFLiteRunner(path)
+    num_classes = int(runner.output_details[next(iter(runner.output_details))]["shape"][-1])
+    features, labels = validate_arrays(features, labels, num_classes=num_classes if num_classes > 1 else None,
+                                       model=reference_model)
     probs = runner.predict(features, progress=progress)
     predicted = probs.argmax(-1)
     report = {"num_examples": len(probs)}
