@@ -273,6 +273,8 @@ def read_manifest(
     Example:
         >>> data = tfmm.data.read_manifest("train.csv", num_classes=10)  # doctest: +SKIP
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise DataError(f"`path` must be the path of a .csv / .jsonl manifest. Received: {path!r}")
     path = os.fspath(path)
     limits = DataLimits() if limits is None else limits
     if not isinstance(limits, DataLimits):

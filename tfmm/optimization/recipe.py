@@ -47,6 +47,15 @@ class Recipe(Config):
     learning_rate: float = 5e-4
 
     def validate(self):
+        types = {"distill": DistillationConfig, "prune": PruningConfig, "cluster": ClusteringConfig,
+                 "quantize": QuantizationConfig}
+        for stage, kind in types.items():
+            value = getattr(self, stage)
+            if value is not None and not isinstance(value, kind):
+                raise ConfigError(
+                    f"Recipe stage `{stage}` must be a mapping of its settings ({{}} for the defaults) or a "
+                    f"{kind.__name__}. Received: {stage}={value!r}; e.g. {{'prune': {{'target_sparsity': 0.5}}}}."
+                )
         if not self.stages:
             raise ConfigError(
                 f"A Recipe needs at least one stage. Use keys from {list(STAGES)}, e.g. "
