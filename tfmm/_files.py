@@ -186,6 +186,9 @@ def check_output_path(path, *, argname="out", suffixes=None, folder=False):
     if not isinstance(path, str) or not path.strip():
         raise ConfigError(f"`{argname}` must be a file path. Received: {argname}={path!r}")
     full = os.path.abspath(path)
+    if not folder and os.path.isdir(full):
+        raise ConfigError(f"{argname} {path!r} is a folder; pass a file path inside it, e.g. "
+                          f"{os.path.join(path, 'model' + (suffixes[0] if suffixes else ''))!r}.")
     if suffixes and not full.lower().endswith(tuple(s.lower() for s in suffixes)):
         raise ConfigError(
             f"`{argname}` must end in {' or '.join(suffixes)}. Received: {argname}={path!r}"
@@ -195,9 +198,6 @@ def check_output_path(path, *, argname="out", suffixes=None, folder=False):
             raise ConfigError(f"{argname} {path!r} is a file, but a folder is written there: pick another path.")
         parent = full if os.path.isdir(full) else os.path.dirname(full)
     else:
-        if os.path.isdir(full):
-            raise ConfigError(f"{argname} {path!r} is a folder; pass a file path inside it, e.g. "
-                              f"{os.path.join(path, 'model' + (suffixes[0] if suffixes else ''))!r}.")
         parent = os.path.dirname(full)
     if not os.path.isdir(parent):
         what = "is not a folder" if os.path.exists(parent) else "does not exist"

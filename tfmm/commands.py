@@ -65,6 +65,10 @@ def _check_data(args):
                        ("--test-data", getattr(args, "test_data", None))):
         if path and path != BUNDLED and not os.path.exists(path):
             raise DataError(f"No data at {path!r} ({flag}): pass 'av-digits' or the path of a CSV / JSONL manifest.")
+    vocabulary = getattr(args, "vocabulary", None)
+    if vocabulary and not os.path.isfile(vocabulary):
+        raise DataError(f"Vocabulary file not found: {vocabulary!r} (--vocabulary). Pass the .vocab.json "
+                        "saved next to the model by `tfmm train`.")
 
 
 def _check_tokenizer(model, tokenizer, args):
@@ -182,8 +186,8 @@ def cmd_train(args):
     model = compile_model(build_multimodal_model(config), learning_rate=args.learning_rate)
     start = time.perf_counter()
     history = model.fit(
-        from_arrays(*splits.train, batch_size=args.batch_size, shuffle=True, seed=args.seed),
-        validation_data=from_arrays(*splits.validation, batch_size=256),
+        from_arrays(*splits.train, batch_size=args.batch_size, shuffle=True, seed=args.seed, model=model),
+        validation_data=from_arrays(*splits.validation, batch_size=256, model=model),
         epochs=args.epochs, verbose=0 if args.quiet else 2,
     )
     seconds = time.perf_counter() - start
@@ -231,8 +235,8 @@ def cmd_optimize(args):
         raise ConfigError(f"{checkpoint!r} holds the checkpoint of an earlier run that did not finish. "
                           "Continue it with --resume, or remove the folder to start over.")
     result = optimize(
-        model, recipe, from_arrays(*splits.train, batch_size=32, shuffle=True, seed=args.seed),
-        validation_data=from_arrays(*splits.validation, batch_size=256), epochs=args.epochs,
+        model, recipe, from_arrays(*splits.train, batch_size=32, shuffle=True, seed=args.seed, model=model),
+        validation_data=from_arrays(*splits.validation, batch_size=256, model=model), epochs=args.epochs,
         strategy=strategy, verbose=0 if args.quiet else 2, checkpoint_dir=checkpoint if single else None,
         resume=args.resume, safe_mode=not args.unsafe_load,
     )

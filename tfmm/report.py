@@ -8,6 +8,7 @@ sparsity, per-layer int8 error (when computed) and training curves.
 
 import base64
 import html
+import io
 import json
 import os
 
@@ -67,8 +68,10 @@ def _plots(folder, variants, sparsity, layer_errors, history):
     def save(fig, name, caption):
         path = os.path.join(folder, f"{name}.png")
         fig.tight_layout()
-        fig.savefig(path, dpi=90)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, dpi=90, format="png")
         plt.close(fig)
+        atomic_write_bytes(path, buffer.getvalue())  # a killed run leaves no half plot
         made[name] = (path, caption)
 
     sized = [v for v in variants if v.get("size_bytes") and v.get("accuracy") is not None]

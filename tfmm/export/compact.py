@@ -94,9 +94,15 @@ def compact_tflite(content):
     Returns:
         The bytes of the smaller, equivalent model.
 
+    Raises:
+        TypeError: `content` is not bytes.
+
     Example:
         >>> small = compact_tflite(converter.convert())  # doctest: +SKIP
     """
+    if not isinstance(content, (bytes, bytearray)):
+        raise TypeError(f"`content` must be the bytes of a .tflite model (open(path, 'rb').read()). "
+                        f"Received: {type(content).__name__}")
     from ai_edge_litert.tools import flatbuffer_utils
 
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(content))

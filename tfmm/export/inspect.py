@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 
+from tfmm.errors import ExportError
 from tfmm.export.interpreter import TFLiteRunner
 
 __all__ = ["TFLiteSummary", "TensorInfo", "inspect_tflite", "gzip_size"]
@@ -75,10 +76,15 @@ def gzip_size(path):
     Returns:
         An int.
 
+    Raises:
+        ExportError: No file at `path`.
+
     Example:
         >>> tfmm.export.gzip_size("model.tflite")  # doctest: +SKIP
         81234
     """
+    if not isinstance(path, (str, os.PathLike)) or not os.path.isfile(path):
+        raise ExportError(f"No file at {path!r}: pass the path of an exported .tflite file.")
     with open(path, "rb") as f:
         return len(gzip.compress(f.read(), compresslevel=9))
 

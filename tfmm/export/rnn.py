@@ -20,6 +20,7 @@ Measured on AV-digits (TF 2.21, LiteRT, 1 thread, text-only `small` branch):
 
 import tensorflow as tf
 
+from tfmm._args import require_model
 from tfmm._choices import RNN_LAYOUTS
 from tfmm._keras import hub_custom_objects, keras, tfmot, unwrap
 
@@ -283,6 +284,7 @@ def prepare_for_export(model, *, rnn_layout="fused"):
     Example:
         >>> ready = tfmm.export.prepare_for_export(model, rnn_layout="unrolled")  # doctest: +SKIP
     """
+    require_model(model, "model")
     from tensorflow_model_optimization.python.core.sparsity.keras import pruning_wrapper
 
     if rnn_layout not in RNN_LAYOUTS:

@@ -37,9 +37,13 @@ from tfmm.export.compact import compact_tflite
 from tfmm.export.inspect import TFLiteSummary, inspect_tflite
 from tfmm.export.interpreter import TFLiteRunner
 from tfmm.export.rnn import prepare_for_export
-from tfmm.export.xnnpack import ops_xnnpack_rejects
+from tfmm.export.xnnpack import ops_xnnpack_rejects, widen_degenerate_scales
 
-__all__ = ["ExportResult", "MODES", "PREFERENCES", "export_tflite", "export_saved_model"]
+__all__ = ["ExportResult", "ExportWarning", "MODES", "PREFERENCES", "export_tflite", "export_saved_model"]
+
+
+class ExportWarning(UserWarning):
+    """The exported file differs from a plain conversion in a way the user should know."""
 
 _NEEDS_CALIBRATION = ("int8", "int16x8")
 
@@ -123,6 +127,7 @@ def export_saved_model(model, path, *, rnn_layout="fused"):
     Example:
         >>> tfmm.export.export_saved_model(model, "exported/saved_model")  # doctest: +SKIP
     """
+    require_model(model, "model")
     check_keras2(model)
     path = os.path.abspath(os.fspath(path))
     model = prepare_for_export(model, rnn_layout=rnn_layout)
@@ -299,6 +304,14 @@ def export_tflite(
             content = _convert(converter, model, quantization)
         if compact and selection is None:  # selective candidates are compacted already
             content = compact_tflite(content)
+        if quantization == "int8":
+            content, widened = widen_degenerate_scales(content)
+            if widened:
+                warnings.warn(
+                    f"{len(widened)} int8 op(s) of {model.name!r} had an output range the calibration data "
+                    f"never opened (XNNPACK refuses those scales); their output scale was widened: "
+                    f"{'; '.join(widened[:5])}{' ...' if len(widened) > 5 else ''}. Calibrate with more "
+                    "varied representative_data to avoid it.", ExportWarning, stacklevel=2)
         _check_loadable(content, os.path.join(tmp, "candidate.tflite"), model, quantization)
         errors = ()
         if layer_errors and quantization == "int8":

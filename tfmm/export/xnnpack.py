@@ -8,6 +8,8 @@ with XNNPACK and prepares without it is one XNNPACK rejects.
 The case met so far (TF 2.21): an int8 matmul or convolution whose output was
 calibrated to a ~1e-8 scale because the calibration data never reached it with a
 non-zero value. XNNPACK needs `input_scale * weight_scale / output_scale < 256`.
+`widen_degenerate_scales` gives such outputs the smallest scale XNNPACK accepts
+(with a margin): the calibration saw only zeros there, and zero stays exact.
 """
 
 import copy
@@ -16,7 +18,7 @@ import numpy as np
 
 from tfmm._quiet import native_stderr_captured
 
-__all__ = ["ops_xnnpack_rejects"]
+__all__ = ["ops_xnnpack_rejects", "widen_degenerate_scales"]
 
 _REQUANTIZED = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D", "BATCH_MATMUL")
 
@@ -98,3 +100,48 @@ def ops_xnnpack_rejects(content, *, limit=5):
             if len(found) >= limit:
                 break
     return tuple(found)
+
+
+# Margin below XNNPACK's limit of 256 for a widened output scale.
+_SAFE_RATIO = 128.0
+
+
+def widen_degenerate_scales(content):
+    """Widen int8 output scales that XNNPACK refuses (a range calibration never opened).
+
+    For every matmul / convolution whose `input_scale * weight_scale / output_scale`
+    is 256 or more, the output scale becomes `input_scale * weight_scale / 128`;
+    the zero point is kept, so a zero output stays exactly zero. The calibration
+    data saw only zeros at such an output, so no calibrated value is lost.
+
+    Args:
+        content: The bytes of an int8 `.tflite` model.
+
+    Returns:
+        `(new bytes, [one-line description of each widened op])`; `content` itself
+        and an empty list when nothing needed widening.
+
+    Example:
+        >>> content, widened = widen_degenerate_scales(open("m.tflite", "rb").read())  # doctest: +SKIP
+    """
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
+    widened = []
+    for g, graph in enumerate(model.subgraphs):
+        for index, op in enumerate(graph.operators):
+            name = flatbuffer_utils.opcode_to_name(model, op.opcodeIndex)
+            if name not in _REQUANTIZED or len(op.inputs) < 2 or min(op.inputs[:2]) < 0:
+                continue
+            scales = [_scale(graph.tensors[i]) for i in op.inputs[:2]]
+            output = graph.tensors[op.outputs[0]]
+            out = _scale(output)
+            if not out or not all(scales) or scales[0] * scales[1] / out < 256:
+                continue
+            new = scales[0] * scales[1] / _SAFE_RATIO
+            output.quantization.scale = np.full_like(np.asarray(output.quantization.scale, dtype=np.float32), new)
+            widened.append(f"{'' if g == 0 else f'subgraph {g} '}op #{index} {name} "
+                           f"(output scale {out:.3g} -> {new:.3g})")
+    if not widened:
+        return content, []
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model)), widened

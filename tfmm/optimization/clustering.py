@@ -20,6 +20,7 @@ from typing import Dict, Tuple
 import numpy as np
 import tensorflow as tf
 
+from tfmm._args import require_model
 from tfmm._keras import check_keras2, keras, tfmot, unwrap
 from tfmm.config import Config
 from tfmm.errors import ConfigError
@@ -105,6 +106,7 @@ def apply_clustering(model, config):
     Example:
         >>> clustered, left_out = tfmm.optimization.apply_clustering(model, {"number_of_clusters": 16})  # doctest: +SKIP
     """
+    require_model(model, "model")
     check_keras2(model)
     if isinstance(config, dict):
         config = ClusteringConfig.from_dict(config)
@@ -155,6 +157,7 @@ def strip_clustering(model):
     Example:
         >>> plain = tfmm.optimization.strip_clustering(clustered)  # doctest: +SKIP
     """
+    require_model(model, "model")
     return tfmot().clustering.keras.strip_clustering(model)
 
 
@@ -182,6 +185,7 @@ def cluster_report(model):
         >>> tfmm.optimization.cluster_report(model)["image_stem_conv"]["unique"]  # doctest: +SKIP
         16
     """
+    require_model(model, "model")
     report = {}
     for name, variable in _clusterable_weights(model):
         values = variable.numpy()

@@ -12,6 +12,7 @@ from typing import Optional, Union
 
 import tensorflow as tf
 
+from tfmm._args import require_model
 from tfmm._keras import check_keras2, keras
 from tfmm.config import Config
 from tfmm.errors import ConfigError
@@ -209,6 +210,7 @@ def distill(student, config, train_data, *, validation_data=None, epochs=None, c
         >>> student, history = tfmm.optimization.distill(
         ...     student, {"teacher": "teacher.keras", "epochs": 2}, (x, y))  # doctest: +SKIP
     """
+    require_model(student, "student")
     from tfmm.optimization.distribute import strategy_scope
     from tfmm.optimization.pipeline import _as_dataset, _copy
 

@@ -14,6 +14,7 @@ fine-tuning (a common QAT practice); the float function is unchanged.
 
 import numpy as np
 
+from tfmm._args import require_model
 from tfmm._keras import keras
 
 __all__ = ["conv1d_batch_norm_pairs", "fold_conv1d_batch_norms", "layer_graph"]
@@ -65,6 +66,7 @@ def conv1d_batch_norm_pairs(model):
         >>> conv1d_batch_norm_pairs(model)  # doctest: +SKIP
         {'audio_block1_bn': 'audio_block1_conv', ...}
     """
+    require_model(model, "model")
     inputs, consumers = layer_graph(model)
     pairs = {}
     for layer in model.layers:
@@ -108,6 +110,7 @@ def fold_conv1d_batch_norms(model, pairs=None):
     Example:
         >>> folded = tfmm.optimization.fold_conv1d_batch_norms(model)  # doctest: +SKIP
     """
+    require_model(model, "model")
     pairs = conv1d_batch_norm_pairs(model) if pairs is None else dict(pairs)
     if not pairs:
         return model

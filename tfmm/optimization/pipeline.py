@@ -34,7 +34,7 @@ class OptimizationResult:
     report: dict
 
 
-def _as_dataset(data, name):
+def _as_dataset(data, name, model=None):
     if data is None:
         return None
     if isinstance(data, tf.data.Dataset):
@@ -42,7 +42,7 @@ def _as_dataset(data, name):
     if isinstance(data, tuple) and len(data) == 2:
         from tfmm.data import from_arrays
 
-        return from_arrays(data[0], data[1], batch_size=32, shuffle=(name == "train_data"))
+        return from_arrays(data[0], data[1], batch_size=32, shuffle=(name == "train_data"), model=model)
     raise DataError(
         f"`{name}` must be a tf.data.Dataset of (features, labels) batches or a "
         f"(features, labels) tuple of arrays. Received: {type(data).__name__}"
@@ -198,8 +198,8 @@ def optimize(
                           "or drop checkpoint_dir under a tf.distribute strategy.")
     if resume and checkpoint_dir is None:
         raise ConfigError("`resume=True` needs `checkpoint_dir`: the folder of the run to continue.")
-    train = _as_dataset(train_data, "train_data")
-    validation = _as_dataset(validation_data, "validation_data")
+    train = _as_dataset(train_data, "train_data", model)  # ids, labels and dtypes checked before any graph
+    validation = _as_dataset(validation_data, "validation_data", model)
     steps = _steps(train, steps_per_epoch)
     loss = loss or getattr(model, "loss", None) or keras.losses.SparseCategoricalCrossentropy()
     _optimizer(optimizer, 1e-3)  # fail on a bad optimizer before any training

@@ -12,6 +12,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
+from tfmm._args import require_model
 from tfmm._keras import check_keras2, keras, tfmot, unwrap
 from tfmm.config import Config
 from tfmm.errors import ConfigError
@@ -183,6 +184,7 @@ def apply_pruning(model, config, *, steps_per_epoch, epochs=None):
         ...     steps_per_epoch=100, epochs=2)  # doctest: +SKIP
         >>> pruned.compile(...); pruned.fit(ds, epochs=2, callbacks=callbacks)  # doctest: +SKIP
     """
+    require_model(model, "model")
     check_keras2(model)
     if isinstance(config, dict):
         config = PruningConfig.from_dict(config)
@@ -241,6 +243,7 @@ def strip(model):
     Example:
         >>> final = tfmm.optimization.strip(pruned)  # doctest: +SKIP
     """
+    require_model(model, "model")
     check_keras2(model)
     from tensorflow_model_optimization.python.core.sparsity.keras import pruning_wrapper
 
@@ -267,6 +270,7 @@ def sparsity_report(model):
         >>> round(report["overall"], 2)  # doctest: +SKIP
         0.75
     """
+    require_model(model, "model")
     check_keras2(model)
     layers, total, zeros = {}, 0, 0
     for layer in model.layers:

@@ -11,6 +11,7 @@ scheme level rather than per model:
 
 import dataclasses
 
+from tfmm._args import require_model
 from tfmm._keras import check_keras2, hub_custom_objects, keras, tfmot, unwrap
 from tfmm.config import Config
 from tfmm.optimization.folding import conv1d_batch_norm_pairs, fold_conv1d_batch_norms, layer_graph
@@ -147,6 +148,7 @@ def quantization_plan(model, config=None):
         >>> [p["layer"] for p in plan if p["mode"] == "float"]  # doctest: +SKIP
         ['text_embedding', 'text_lstm1']
     """
+    require_model(model, "model")
     from tfmm.optimization.pruning import strip
 
     config = config or QuantizationConfig()
@@ -244,6 +246,7 @@ def apply_qat(model, config=None):
         >>> qat = tfmm.optimization.apply_qat(model)
         >>> tfmm.models.compile_model(qat, learning_rate=2e-4)  # doctest: +SKIP
     """
+    require_model(model, "model")
     from tfmm.optimization.pruning import strip
 
     check_keras2(model)

@@ -94,6 +94,19 @@ class Recipe(Config):
             data = {k: ({} if v is None and k in STAGES else v) for k, v in data.items()}
         return super().from_dict(data)
 
+    def to_dict(self):
+        """Return the recipe as a dict that `from_dict` rebuilds exactly (skipped stages left out).
+
+        Returns:
+            A JSON / YAML-safe dict.
+
+        Example:
+            >>> tfmm.optimization.Recipe.from_dict({"quantize": {}}).to_dict()["quantize"]["epochs"]
+            1
+        """
+        data = super().to_dict()
+        return {k: v for k, v in data.items() if not (k in STAGES and v is None)}
+
     @property
     def stages(self):
         """The stages that will run, in order."""
