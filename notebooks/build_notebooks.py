@@ -126,8 +126,8 @@ for layer in stages["quantize"]["float_layers"]:
 qat_accuracy = float(np.mean(result.model.predict(x_test, verbose=0).argmax(-1) == y_test))
 print(f"test accuracy: float {float_accuracy:.3f} -> pruned + QAT {qat_accuracy:.3f}")
 assert abs(stages["quantize"]["sparsity"] - 0.75) < 0.02'''),
-    new_code_cell('''result.model.save(os.path.join(WORK, "optimized.h5"))  # QAT models: .h5 with tf-keras 2.21
-print("saved", os.path.join(WORK, "optimized.h5"))'''),
+    new_code_cell('''tfmm.artifacts.save_model(result.model, os.path.join(WORK, "optimized.tfmm"))  # QAT: .tfmm, not .keras
+print("saved", os.path.join(WORK, "optimized.tfmm"))'''),
 ]
 
 NB3 = [

@@ -3,7 +3,7 @@
 import tfmm
 
 EXPECTED = {
-    "tfmm": ["__version__", "config", "data", "errors", "export", "models", "optimization"],
+    "tfmm": ["__version__", "artifacts", "config", "data", "errors", "export", "models", "optimization"],
     "tfmm.models": [
         "AudioBranchConfig", "FusionConfig", "ImageBranchConfig", "LogMelSpectrogram",
         "MultimodalConfig", "TextBranchConfig", "apply_audio_branch", "apply_fusion",
@@ -12,8 +12,12 @@ EXPECTED = {
         "load_model", "model_inputs",
     ],
     "tfmm.errors": [
-        "ConfigError", "DataError", "ExportError", "KerasVersionError", "TfmmError",
+        "ConfigError", "DataError", "ExportError", "KerasVersionError", "SecurityError", "TfmmError",
         "UnsupportedLayerError",
+    ],
+    "tfmm.artifacts": [
+        "FORMAT", "MODEL_SUFFIXES", "check_model_config", "load_model", "load_tokenizer", "save_model",
+        "sidecar_path",
     ],
     "tfmm.optimization": [
         "ClusterPreserve", "ClusteringConfig", "DistillationConfig", "Distiller", "LayerPolicy", "OptimizationResult", "PruningConfig", "QuantizationConfig", "Recipe",
@@ -23,13 +27,13 @@ EXPECTED = {
         "register_layer_policy", "sparsity_report", "strategy_scope", "strip", "strip_clustering",
     ],
     "tfmm.export": [
-        "ExportResult", "LatencyReport", "MODES", "PREFERENCES", "PrefixMaskedLSTM", "RNN_LAYOUTS",
+        "ExportResult", "ExportWarning", "LatencyReport", "MODES", "PREFERENCES", "PrefixMaskedLSTM", "RNN_LAYOUTS",
         "Selection", "TFLiteRunner", "TFLiteSummary", "TensorInfo", "UnrolledBidirectional", "UnrolledLSTM",
         "VerificationReport", "benchmark_tflite", "compact_tflite", "export_saved_model", "export_tflite",
         "gzip_size", "inspect_tflite", "prepare_for_export", "verify_tflite",
     ],
     "tfmm.data": [
-        "AVDigitsInfo", "DataSplits", "DataWarning", "INPUT_DTYPES", "ManifestData", "TextTokenizer",
+        "AVDigitsInfo", "DataLimits", "DataSplits", "DataWarning", "INPUT_DTYPES", "ManifestData", "TextTokenizer",
         "as_arrays", "av_digits_tokenizer", "from_arrays", "from_manifest", "input_specs", "load_av_digits", "load_splits",
         "make_synthetic", "read_manifest", "representative_dataset", "validate_arrays",
     ],
@@ -48,7 +52,7 @@ def test_public_names_match_the_golden_list():
 
     modules = {
         "tfmm": tfmm, "tfmm.models": tfmm.models, "tfmm.errors": tfmm.errors, "tfmm.data": tfmm.data,
-        "tfmm.optimization": tfmm.optimization, "tfmm.export": tfmm.export,
+        "tfmm.optimization": tfmm.optimization, "tfmm.export": tfmm.export, "tfmm.artifacts": tfmm.artifacts,
     }
     for name, module in modules.items():
         assert _public(module) == sorted(EXPECTED[name]), name
@@ -69,11 +73,14 @@ def test_public_functions_have_docstrings_with_sections():
     for module, name in [("tfmm.models", n) for n in EXPECTED["tfmm.models"]] + [
         ("tfmm.optimization", n) for n in EXPECTED["tfmm.optimization"]
     ] + [("tfmm.data", n) for n in EXPECTED["tfmm.data"]] + [
+        ("tfmm.artifacts", n) for n in EXPECTED["tfmm.artifacts"] if n not in ("FORMAT", "MODEL_SUFFIXES")
+    ] + [
         ("tfmm.export", n) for n in EXPECTED["tfmm.export"]
         if n not in ("MODES", "PREFERENCES", "RNN_LAYOUTS")
     ]:
         obj = getattr({"tfmm.models": tfmm.models, "tfmm.optimization": tfmm.optimization,
-                       "tfmm.data": tfmm.data, "tfmm.export": tfmm.export}[module], name)
+                       "tfmm.data": tfmm.data, "tfmm.export": tfmm.export,
+                       "tfmm.artifacts": tfmm.artifacts}[module], name)
         doc = inspect.getdoc(obj) or ""
         assert doc, name
         if inspect.isfunction(obj):

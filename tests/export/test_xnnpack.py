@@ -47,3 +47,23 @@ def test_the_op_with_a_dead_output_range_is_named_with_its_scales(dense_int8, tm
     with pytest.raises(ExportError, match=rf"cannot be prepared by LiteRT .*XNNPACK rejects op #{index} FULLY_CONNECTED"):
         _check_loadable(broken, str(tmp_path / "candidate.tflite"), model, "int8")
     _check_loadable(content, str(tmp_path / "candidate.tflite"), model, "int8")  # the unpatched file prepares
+
+
+def test_an_output_range_calibration_never_opened_is_widened_and_the_file_runs(tmp_path):
+    """The unrolled LSTM's case: a matmul whose input slice is always zero in the calibration data."""
+    from tfmm.export import verify_tflite
+    from tfmm.export.tflite import ExportWarning
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((2, 8), name="x")
+    live = keras.layers.Flatten()(keras.layers.Cropping1D((0, 1))(inputs))
+    dead = keras.layers.Flatten()(keras.layers.Cropping1D((1, 0))(inputs))  # always zero below
+    mixed = keras.layers.Add()([keras.layers.Dense(16)(live), keras.layers.Dense(16, use_bias=False)(dead)])
+    model = keras.Model(inputs, keras.layers.Dense(4, activation="softmax")(mixed), name="dead_step")
+    data = np.random.default_rng(0).normal(size=(128, 2, 8)).astype("float32")
+    data[:, 1] = 0.0
+    path = str(tmp_path / "dead.tflite")
+    with pytest.warns(ExportWarning, match=r"1 int8 op\(s\) of 'dead_step' .*FULLY_CONNECTED \(output scale"):
+        export_tflite(model, path, representative_data=data, num_calibration_samples=128)
+    report = verify_tflite(path, {"x": data}, reference_model=model)
+    assert report.agreement >= 0.9

@@ -13,11 +13,12 @@ from tfmm.export.interpreter import TFLiteRunner
 from tfmm.export.compact import compact_tflite
 from tfmm.export.rnn import RNN_LAYOUTS, PrefixMaskedLSTM, UnrolledBidirectional, UnrolledLSTM, prepare_for_export
 from tfmm.export.selective import Selection
-from tfmm.export.tflite import MODES, PREFERENCES, ExportResult, export_saved_model, export_tflite
+from tfmm.export.tflite import MODES, PREFERENCES, ExportResult, ExportWarning, export_saved_model, export_tflite
 from tfmm.export.verify import VerificationReport, verify_tflite
 
 __all__ = [
     "ExportResult",
+    "ExportWarning",
     "LatencyReport",
     "MODES",
     "PREFERENCES",
