@@ -53,31 +53,18 @@ def train_default(epochs, *, modalities=("image", "text", "audio"), preset="smal
 
 
 def keras_accuracy(model, data):
-    """Top-1 accuracy of a Keras model on `(features, labels)`."""
-    features, labels = data
-    return float(np.mean(model.predict(features, batch_size=256, verbose=0).argmax(-1) == labels))
+    """Top-1 accuracy of a Keras model on `(features, labels)` (`tfmm.evaluate.keras_accuracy`)."""
+    from tfmm.evaluate import keras_accuracy as accuracy
+
+    return accuracy(model, data)
 
 
 def measure_file(result, model, test, *, runs=300, threads=(1,)):
-    """Verify and benchmark one `ExportResult`; return a flat dict of figures."""
-    from tfmm.export import benchmark_tflite, verify_tflite
+    """Verify and benchmark one `ExportResult` (`tfmm.evaluate.measure_file`); return its flat figures."""
+    from tfmm.evaluate import measure_file as measure
 
-    report = verify_tflite(result.path, test, reference_model=model)
-    row = {
-        "size_bytes": result.size_bytes,
-        "gzip_bytes": result.gzip_bytes,
-        "accuracy": report.accuracy,
-        "agreement": report.agreement,
-        "conversion_s": result.conversion_seconds,
-        "float_ops": result.float_ops,
-        "rnn_layout": result.rnn_layout,
-        "kept_float": list(result.selection.kept_float) if result.selection else [],
-    }
-    for n in threads:
-        latency = benchmark_tflite(result.path, num_threads=n, runs=runs)
-        row[f"p50_ms_{n}t"] = round(latency.p50_ms, 4)
-        row[f"p90_ms_{n}t"] = round(latency.p90_ms, 4)
-    return row
+    row = measure(result, model, test, runs=runs, threads=threads).to_row()
+    return {k: v for k, v in row.items() if k not in ("path", "mode", "p50_ms", "p90_ms", "reference_accuracy")}
 
 
 def interleaved_p50(paths, *, rounds=5, runs=200, num_threads=1):
@@ -128,7 +115,7 @@ def mcnemar_p(b, c):
 
 def write(name, payload, table):
     """Write `results/<name>.json` and `results/<name>.md` (the table plus provenance)."""
-    from tfmm.config import atomic_write_text
+    from tfmm._files import atomic_write_text
 
     os.makedirs(RESULTS, exist_ok=True)
     payload = {"machine": machine(), **payload}
@@ -148,3 +135,33 @@ def markdown_table(columns, rows):
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def EpochTimer():  # noqa: N802  (reads like the callback class it returns)
+    """A Keras callback recording wall time per epoch (the first includes tracing)."""
+    from tfmm._keras import keras
+
+    class _EpochTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.times = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.times.append(time.perf_counter() - self._start)
+
+    return _EpochTimer()
+
+
+def steady(times):
+    """Epoch time without the tracing of the first epoch (when there are more)."""
+    return float(np.median(times[1:] if len(times) > 1 else times))
+
+
+def datasets(data, seed=0):
+    from tfmm.data import from_arrays
+
+    return (from_arrays(*data["train"], batch_size=32, shuffle=True, seed=seed),
+            from_arrays(*data["validation"], batch_size=256))

@@ -14,10 +14,9 @@ import argparse
 import os
 import tempfile
 
-import numpy as np
 from common import interleaved_p50, markdown_table, train_default, write
 
-from run import _convert_raw
+from bench_raw_tfmot import _convert_raw
 
 
 def main():

@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfmm._keras import keras
-from tfmm.config import atomic_write_text
+from tfmm._files import atomic_write_text
 from tfmm.data import av_digits_tokenizer, from_arrays, load_av_digits
 from tfmm.models import build_multimodal_model, compile_model, get_preset
 

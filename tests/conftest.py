@@ -48,6 +48,6 @@ def learnable():
 
 
 def copy_model(model):
-    clone = keras.models.clone_model(model)
-    clone.set_weights(model.get_weights())
-    return compile_model(clone)
+    from tfmm.artifacts import copy_model as copy
+
+    return compile_model(copy(model))

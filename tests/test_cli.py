@@ -47,8 +47,8 @@ def test_quick_demo_trains_writes_files_and_prints_the_table(tmp_path):
     assert results["test_accuracy"] > 0.25
     assert f"{results['test_accuracy']:.3f}" in proc.stdout
     assert os.path.getsize(out / "model.keras") > 10_000
-    assert (out / "config.yaml").read_text().startswith("num_classes: 10")
-    assert json.loads((out / "vocabulary.json").read_text())["sequence_length"] == SEQUENCE_LENGTH
+    assert (out / "model.yaml").read_text().startswith("num_classes: 10")
+    assert json.loads((out / "model.vocab.json").read_text())["sequence_length"] == SEQUENCE_LENGTH
     variants = {v["mode"]: v for v in results["variants"]}
     assert set(variants) == {"float32", "dynamic", "prune+QAT int8"}
     for v in variants.values():

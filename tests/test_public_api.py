@@ -3,7 +3,8 @@
 import tfmm
 
 EXPECTED = {
-    "tfmm": ["__version__", "artifacts", "config", "data", "errors", "export", "models", "optimization"],
+    "tfmm": ["__version__", "artifacts", "config", "data", "errors", "evaluate", "export", "models", "optimization"],
+    "tfmm.evaluate": ["FileMeasurement", "export_and_measure", "keras_accuracy", "measure_file"],
     "tfmm.models": [
         "AudioBranchConfig", "FusionConfig", "ImageBranchConfig", "LogMelSpectrogram",
         "MultimodalConfig", "TextBranchConfig", "apply_audio_branch", "apply_fusion",
@@ -16,25 +17,25 @@ EXPECTED = {
         "UnsupportedLayerError",
     ],
     "tfmm.artifacts": [
-        "FORMAT", "MODEL_SUFFIXES", "check_model_config", "load_model", "load_tokenizer", "save_model",
-        "sidecar_path",
+        "FORMAT", "MODEL_SUFFIXES", "check_model_config", "copy_model", "load_model", "load_tokenizer",
+        "save_model", "sidecar_path", "write_sidecars",
     ],
     "tfmm.optimization": [
-        "ClusterPreserve", "ClusteringConfig", "DistillationConfig", "Distiller", "LayerPolicy", "OptimizationResult", "PruningConfig", "QuantizationConfig", "Recipe",
-        "SparsityMask", "SparsityPreservingWeightsQuantizer", "TfmmQuantizeScheme",
-        "WeightsQuantizeConfig", "apply_clustering", "apply_pruning", "apply_qat", "cluster_report", "conv1d_batch_norm_pairs", "distill", "fold_conv1d_batch_norms", "get_layer_policy", "is_chief", "make_strategy", "optimize",
-        "pruning_schedule_steps", "qat_scope", "quantization_plan", "quantize_custom_objects",
-        "register_layer_policy", "sparsity_report", "strategy_scope", "strip", "strip_clustering",
+        "ClusterPreserve", "ClusteringConfig", "DistillationConfig", "LayerPolicy", "LayerScope",
+        "OptimizationResult", "PruningConfig", "QuantizationConfig", "Recipe", "SparsityMask", "Stage",
+        "StageReport", "apply_clustering", "apply_pruning", "apply_qat", "cluster_report", "distill",
+        "get_layer_policy", "is_chief", "make_strategy", "optimize", "qat_scope", "quantization_plan",
+        "register_layer_policy", "sparsity_report", "strip", "strip_clustering",
     ],
     "tfmm.export": [
-        "ExportResult", "ExportWarning", "LatencyReport", "MODES", "PREFERENCES", "PrefixMaskedLSTM", "RNN_LAYOUTS",
+        "ExportConfig", "ExportResult", "ExportWarning", "LatencyReport", "MODES", "MODE_TABLE", "PREFERENCES", "PrefixMaskedLSTM", "RNN_LAYOUTS",
         "Selection", "TFLiteRunner", "TFLiteSummary", "TensorInfo", "UnrolledBidirectional", "UnrolledLSTM",
         "VerificationReport", "benchmark_tflite", "compact_tflite", "export_saved_model", "export_tflite",
         "gzip_size", "inspect_tflite", "prepare_for_export", "verify_tflite",
     ],
     "tfmm.data": [
         "AVDigitsInfo", "DataLimits", "DataSplits", "DataWarning", "INPUT_DTYPES", "ManifestData", "TextTokenizer",
-        "as_arrays", "av_digits_tokenizer", "from_arrays", "from_manifest", "input_specs", "load_av_digits", "load_splits",
+        "as_arrays", "as_dataset", "av_digits_tokenizer", "from_arrays", "from_manifest", "input_specs", "load_av_digits", "load_splits",
         "make_synthetic", "read_manifest", "representative_dataset", "validate_arrays",
     ],
 }
@@ -53,6 +54,7 @@ def test_public_names_match_the_golden_list():
     modules = {
         "tfmm": tfmm, "tfmm.models": tfmm.models, "tfmm.errors": tfmm.errors, "tfmm.data": tfmm.data,
         "tfmm.optimization": tfmm.optimization, "tfmm.export": tfmm.export, "tfmm.artifacts": tfmm.artifacts,
+        "tfmm.evaluate": tfmm.evaluate,
     }
     for name, module in modules.items():
         assert _public(module) == sorted(EXPECTED[name]), name
@@ -72,15 +74,15 @@ def test_public_functions_have_docstrings_with_sections():
 
     for module, name in [("tfmm.models", n) for n in EXPECTED["tfmm.models"]] + [
         ("tfmm.optimization", n) for n in EXPECTED["tfmm.optimization"]
-    ] + [("tfmm.data", n) for n in EXPECTED["tfmm.data"]] + [
+    ] + [("tfmm.data", n) for n in EXPECTED["tfmm.data"]] + [("tfmm.evaluate", n) for n in EXPECTED["tfmm.evaluate"]] + [
         ("tfmm.artifacts", n) for n in EXPECTED["tfmm.artifacts"] if n not in ("FORMAT", "MODEL_SUFFIXES")
     ] + [
         ("tfmm.export", n) for n in EXPECTED["tfmm.export"]
-        if n not in ("MODES", "PREFERENCES", "RNN_LAYOUTS")
+        if n not in ("MODES", "MODE_TABLE", "PREFERENCES", "RNN_LAYOUTS")
     ]:
         obj = getattr({"tfmm.models": tfmm.models, "tfmm.optimization": tfmm.optimization,
                        "tfmm.data": tfmm.data, "tfmm.export": tfmm.export,
-                       "tfmm.artifacts": tfmm.artifacts}[module], name)
+                       "tfmm.artifacts": tfmm.artifacts, "tfmm.evaluate": tfmm.evaluate}[module], name)
         doc = inspect.getdoc(obj) or ""
         assert doc, name
         if inspect.isfunction(obj):

@@ -45,7 +45,7 @@ from tfmm import errors  # noqa: E402,F401  (light: no TensorFlow)
 
 __version__ = "0.1.0"
 
-_SUBPACKAGES = ("artifacts", "config", "data", "export", "models", "optimization")
+_SUBPACKAGES = ("artifacts", "config", "data", "evaluate", "export", "models", "optimization")
 
 __all__ = ["errors", "__version__", *_SUBPACKAGES]
 

@@ -130,7 +130,7 @@ def atomic_write_bytes(path, data):
 
     Example:
         >>> import tempfile, os
-        >>> p = tfmm.config.atomic_write_bytes(os.path.join(tempfile.mkdtemp(), "a.bin"), b"hi")
+        >>> p = tfmm._files.atomic_write_bytes(os.path.join(tempfile.mkdtemp(), "a.bin"), b"hi")
     """
     path = os.fspath(path)
     tmp = temp_name(path)
@@ -156,7 +156,7 @@ def atomic_write_text(path, text):
 
     Example:
         >>> import tempfile, os
-        >>> p = tfmm.config.atomic_write_text(os.path.join(tempfile.mkdtemp(), "a.txt"), "hi")
+        >>> p = tfmm._files.atomic_write_text(os.path.join(tempfile.mkdtemp(), "a.txt"), "hi")
     """
     return atomic_write_bytes(path, text.encode("utf-8"))
 

@@ -9,7 +9,7 @@ import functools
 
 import tf_keras as keras
 
-__all__ = ["keras", "check_keras2", "hub_custom_objects", "tfmot", "unwrap"]
+__all__ = ["keras", "check_keras2", "hub_custom_objects", "strip_pruning", "tfmot", "unwrap"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -93,3 +93,26 @@ def hub_custom_objects():
     except ImportError:  # pragma: no cover - tensorflow-hub is a dependency
         return {}
     return {"KerasLayer": hub.KerasLayer}
+
+
+def strip_pruning(model):
+    """Return `model` without TFMOT pruning wrappers (the same object when it has none).
+
+    Quantization-aware wrappers are kept: the exporter needs their ranges. Used by
+    `tfmm.optimization.strip` and by export, which must not see pruning wrappers.
+
+    Args:
+        model: A `tf_keras` model.
+
+    Returns:
+        A `tf_keras` model.
+
+    Example:
+        >>> from tfmm._keras import strip_pruning
+        >>> plain = strip_pruning(model)  # doctest: +SKIP
+    """
+    from tensorflow_model_optimization.python.core.sparsity.keras import pruning_wrapper
+
+    if not any(isinstance(layer, pruning_wrapper.PruneLowMagnitude) for layer in model.layers):
+        return model
+    return tfmot().sparsity.keras.strip_pruning(model)

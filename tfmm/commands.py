@@ -2,6 +2,9 @@
 
 Every verb takes parsed arguments and returns an exit code; bad input raises
 `ConfigError` / `DataError` (exit 2), other tfmm failures `TfmmError` (exit 1).
+
+Length: one short function per verb plus the shared checks that must run before any
+slow work (outputs, data, tokenizer); the measuring chain is `tfmm.evaluate`.
 """
 
 import dataclasses
@@ -10,7 +13,7 @@ import os
 import shutil
 import time
 
-__all__ = ["cmd_train", "cmd_optimize", "cmd_export", "cmd_inspect", "cmd_bench", "load_any_model"]
+__all__ = ["cmd_train", "cmd_optimize", "cmd_export", "cmd_inspect", "cmd_bench"]
 
 DEFAULT_RECIPE = {"prune": {"target_sparsity": 0.75, "epochs": 2}, "quantize": {"epochs": 2}}
 
@@ -19,28 +22,6 @@ def _say(args, *lines):
     if not getattr(args, "quiet", False):
         for line in lines:
             print(line, flush=True)
-
-
-def load_any_model(path, *, unsafe=False):
-    """Load a float, pruned or QAT model (`.keras`, `.tfmm`, `.h5`) for a CLI verb.
-
-    Args:
-        path: A model file.
-        unsafe: The user passed `--unsafe-load` (trusts code inside the file).
-
-    Returns:
-        The `tf_keras.Model`.
-
-    Raises:
-        ConfigError: The file does not exist or is not a loadable model.
-        SecurityError: The file would run code or fetch a URL (without `unsafe`).
-
-    Example:
-        >>> model = load_any_model("optimized.tfmm")  # doctest: +SKIP
-    """
-    from tfmm.artifacts import load_model
-
-    return load_model(path, safe_mode=not unsafe)
 
 
 def _stem(path):
@@ -139,19 +120,13 @@ def _splits_for(args, model=None, *, tokenizer=None, sequence_length=None):
                                test=head(splits.test))
 
 
-def _accuracy(model, data):
-    import numpy as np
-
-    features, labels = data
-    return float(np.mean(model.predict(features, batch_size=256, verbose=0).argmax(-1) == labels))
-
-
 def cmd_train(args):
     """`tfmm train`: build a model from a YAML config (or a preset) and fit it."""
     from tfmm._keras import keras
     from tfmm.data import from_arrays
     from tfmm.errors import ConfigError
     from tfmm.artifacts import save_model
+    from tfmm.evaluate import keras_accuracy
     from tfmm.models import MultimodalConfig, build_multimodal_model, compile_model, get_preset
 
     _check_outputs(args, suffixes=(".keras", ".tfmm", ".h5"))
@@ -191,7 +166,7 @@ def cmd_train(args):
         epochs=args.epochs, verbose=0 if args.quiet else 2,
     )
     seconds = time.perf_counter() - start
-    accuracy = _accuracy(model, splits.test)
+    accuracy = keras_accuracy(model, splits.test)
     save_model(model, args.out, tokenizer=splits.tokenizer, config=config)
     _say(args, f"\ntrained {model.name}: {model.count_params():,} parameters, {args.epochs} epochs in {seconds:.0f} s",
          f"test accuracy {accuracy:.3f} on {len(splits.test[1])} examples ({splits.name})",
@@ -207,7 +182,8 @@ def cmd_optimize(args):
     """`tfmm optimize`: run a recipe (default: prune 75% + sparsity-preserving QAT)."""
     from tfmm.data import from_arrays
     from tfmm.errors import ConfigError
-    from tfmm.artifacts import load_tokenizer, save_model
+    from tfmm.artifacts import load_model, load_tokenizer, save_model
+    from tfmm.evaluate import keras_accuracy
     from tfmm.optimization import Recipe, is_chief, make_strategy, optimize
     from tfmm.report import write_report
 
@@ -225,10 +201,10 @@ def cmd_optimize(args):
         raise ConfigError(f"--resume: there is no checkpoint at {checkpoint!r} (it is made by an earlier "
                           f"`tfmm optimize --out {args.out}` that did not finish). Run without --resume.")
     _check_data(args)
-    model = load_any_model(args.model, unsafe=args.unsafe_load)
+    model = load_model(args.model, safe_mode=not args.unsafe_load)
     tokenizer = load_tokenizer(args.model, args.vocabulary)
     splits = _splits_for(args, model, tokenizer=tokenizer)
-    before = _accuracy(model, splits.test)
+    before = keras_accuracy(model, splits.test)
     start = time.perf_counter()
     single = args.strategy == "none"
     if single and not args.resume and os.path.isdir(checkpoint):
@@ -244,7 +220,7 @@ def cmd_optimize(args):
     if not is_chief(strategy):
         _say(args, f"worker done in {seconds:.0f} s; the chief (worker 0) writes the model and report")
         return 0
-    after = _accuracy(result.model, splits.test)
+    after = keras_accuracy(result.model, splits.test)
     save_model(result.model, args.out, tokenizer=splits.tokenizer)
     if single:
         shutil.rmtree(checkpoint, ignore_errors=True)  # the run finished: nothing to resume
@@ -267,25 +243,25 @@ def cmd_optimize(args):
 
 def cmd_export(args):
     """`tfmm export`: convert, verify on the test split, time and report."""
-    from tfmm.artifacts import load_tokenizer
-    from tfmm.export import benchmark_tflite, export_tflite, verify_tflite
+    from tfmm.artifacts import load_model, load_tokenizer
+    from tfmm.evaluate import export_and_measure
     from tfmm.report import write_report
 
     report_dir = args.report or _stem(args.out) + "-export-report"
     _check_outputs(args, suffixes=(".tflite",), report=report_dir)
     _check_data(args)
-    model = load_any_model(args.model, unsafe=args.unsafe_load)
+    model = load_model(args.model, safe_mode=not args.unsafe_load)
     tokenizer = load_tokenizer(args.model, args.vocabulary)
     splits = _splits_for(args, model, tokenizer=tokenizer)
     validation = splits.validation if args.max_accuracy_drop is not None else None
-    result = export_tflite(
-        model, args.out, quantization=args.quantization, representative_data=splits.validation[0],
+    measured = export_and_measure(
+        model, args.out, splits.test, runs=args.runs, threads=(args.threads,), progress=not args.quiet,
+        quantization=args.quantization, representative_data=splits.validation[0],
         prefer=args.prefer, max_accuracy_drop=args.max_accuracy_drop, validation_data=validation,
         rnn_layout=args.rnn_layout, tokenizer=splits.tokenizer, class_names=splits.class_names,
         layer_errors=args.layer_errors, per_channel_dense=args.per_channel_dense, verbose=0 if args.quiet else 1,
     )
-    report = verify_tflite(result.path, splits.test, reference_model=model, progress=not args.quiet)
-    latency = benchmark_tflite(result.path, num_threads=args.threads, runs=args.runs)
+    result, report, latency = measured.export, measured.verification, measured.latency[args.threads]
     variant = {
         "name": args.quantization, "accuracy": report.accuracy, "agreement": report.agreement,
         "size_bytes": result.size_bytes, "gzip_bytes": result.gzip_bytes, "p50_ms": latency.p50_ms,

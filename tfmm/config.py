@@ -12,10 +12,10 @@ import typing
 
 import yaml
 
-from tfmm._files import atomic_write_bytes, atomic_write_text  # noqa: F401  (public here)
+from tfmm._files import atomic_write_text
 from tfmm.errors import ConfigError
 
-__all__ = ["Config", "atomic_write_bytes", "atomic_write_text"]
+__all__ = ["Config"]
 
 
 def _to_plain(value):

@@ -12,9 +12,7 @@ import os
 import tempfile
 import time
 
-import numpy as np
-
-from tfmm.config import atomic_write_text
+from tfmm._files import atomic_write_text
 
 __all__ = ["run_demo"]
 
@@ -25,8 +23,9 @@ def run_demo(out_dir="tfmm-demo", *, quick=False, epochs=None, seed=0, limit=Non
     """Train the default multimodal model and write it with its results.
 
     Args:
-        out_dir: Folder for `model.keras`, `config.yaml`, `vocabulary.json` and
-            `results.json`.
+        out_dir: Folder for `model.keras` with its sidecars (`model.yaml`,
+            `model.vocab.json`; `tfmm.artifacts`' one naming rule), the
+            `.tflite` files and `results.json`.
         quick: Two training epochs instead of ten, one per optimization stage
             (on 1,500 examples) instead of two, and no post-training int8 file
             of the float model (under 3 minutes on 2 cores).
@@ -45,7 +44,9 @@ def run_demo(out_dir="tfmm-demo", *, quick=False, epochs=None, seed=0, limit=Non
         >>> results = tfmm.demo.run_demo("/tmp/demo", quick=True)  # doctest: +SKIP
     """
     from tfmm._keras import keras
+    from tfmm.artifacts import save_model
     from tfmm.data import av_digits_tokenizer, from_arrays, load_av_digits
+    from tfmm.evaluate import keras_accuracy
     from tfmm.models import build_multimodal_model, compile_model, get_preset
 
     start = time.perf_counter()
@@ -63,8 +64,7 @@ def run_demo(out_dir="tfmm-demo", *, quick=False, epochs=None, seed=0, limit=Non
         epochs=epochs,
         verbose=verbose,
     )
-    probs = model.predict(x_test, batch_size=256, verbose=0)
-    accuracy = float(np.mean(np.argmax(probs, axis=-1) == y_test))
+    accuracy = keras_accuracy(model, (x_test, y_test))
     n_train, n_test = len(y_train), len(y_test)
     train_seconds = time.perf_counter() - start
     # Quick mode skips post-training int8 of the float model and fine-tunes on a
@@ -77,11 +77,7 @@ def run_demo(out_dir="tfmm-demo", *, quick=False, epochs=None, seed=0, limit=Non
     variants += _export_variants(optimized.model, out_dir, x_val, (x_test, y_test), tokenizer, quick,
                                  modes=("int8",), label="prune+QAT ", prefix="optimized")
     model_path = os.path.join(out_dir, "model.keras")
-    tmp_path = os.path.join(out_dir, ".tmp-model.keras")
-    model.save(tmp_path)
-    os.replace(tmp_path, model_path)
-    config.to_yaml(os.path.join(out_dir, "config.yaml"))
-    tokenizer.save(os.path.join(out_dir, "vocabulary.json"))
+    save_model(model, model_path, tokenizer=tokenizer, config=config)  # + model.yaml, model.vocab.json
     results = {
         "data": "AV-digits (bundled)",
         "preset": "small",
@@ -109,12 +105,11 @@ def _head(split, limit):
 
 
 def _optimize(model, train, validation, seed, quick, verbose):
-    from tfmm._keras import keras
+    from tfmm.artifacts import copy_model
     from tfmm.data import from_arrays
     from tfmm.optimization import optimize
 
-    clone = keras.models.clone_model(model)
-    clone.set_weights(model.get_weights())
+    clone = copy_model(model)
     epochs = 1 if quick else 2
     recipe = {"prune": {"target_sparsity": 0.75, "epochs": epochs}, "quantize": {"epochs": epochs}}
     return optimize(
@@ -165,22 +160,14 @@ def _export_variants(model, out_dir, calibration, test, tokenizer, quick, modes=
 
 def _export_one(model, path, mode, label, calibration, test, tokenizer, quick, saved_model_dir):
     from tfmm.data.av_digits import CLASS_NAMES
-    from tfmm.export import benchmark_tflite, export_tflite, verify_tflite
+    from tfmm.evaluate import export_and_measure
 
-    result = export_tflite(
-        model, path, quantization=mode, representative_data=calibration, saved_model_dir=saved_model_dir,
-        tokenizer=tokenizer if mode == "int8" else None,
-        class_names=CLASS_NAMES if mode == "int8" else None,
+    measured = export_and_measure(
+        model, path, test, runs=30 if quick else 100, progress=not quick, quantization=mode,
+        representative_data=calibration, saved_model_dir=saved_model_dir,
+        tokenizer=tokenizer if mode == "int8" else None, class_names=CLASS_NAMES if mode == "int8" else None,
     )
-    report = verify_tflite(path, test, reference_model=model, progress=not quick)
-    latency = benchmark_tflite(path, num_threads=1, runs=30 if quick else 100)
-    return {
-        "mode": label + mode,
-        "path": path,
-        "size_bytes": result.size_bytes,
-        "gzip_bytes": result.gzip_bytes,
-        "test_accuracy": report.accuracy,
-        "agreement": report.agreement,
-        "p50_ms": latency.p50_ms,
-        "float_ops": result.float_ops,
-    }
+    row = measured.to_row()
+    return {"mode": label + mode, "path": path, "size_bytes": row["size_bytes"], "gzip_bytes": row["gzip_bytes"],
+            "test_accuracy": row["accuracy"], "agreement": row["agreement"], "p50_ms": measured.p50_ms,
+            "float_ops": row["float_ops"]}

@@ -12,7 +12,7 @@ import io
 import json
 import os
 
-from tfmm.config import atomic_write_bytes, atomic_write_text
+from tfmm._files import atomic_write_bytes, atomic_write_text
 
 __all__ = ["write_report", "variants_table"]
 

@@ -168,12 +168,13 @@ def test_corrupt_and_truncated_files_raise_export_error_naming_the_file(exported
 def test_failed_conversion_leaves_no_file(tmp_path, monkeypatch):
     import tensorflow as tf
 
-    def impossible(converter, mode, calibration, int8_io, per_channel_dense=False):
+    def impossible(mode, converter, calibration=None, **options):
         # Integer-only ops without calibration data: the real converter refuses.
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        return converter
 
-    monkeypatch.setattr(tfmm.export.tflite, "_configure", impossible)
+    monkeypatch.setattr(tfmm.export.options.Mode, "configure", impossible)
     model = tfmm.models.build_multimodal_model(tiny_config(("image",), num_classes=3))
     with pytest.raises(ExportError, match="to float32 TFLite failed: .*representative"):
         export_tflite(model, str(tmp_path / "m.tflite"), quantization="float32")

@@ -32,7 +32,7 @@ def test_prefix_masked_lstm_equals_the_masked_keras_lstm(learnable):
     unrolled = prepare_for_export(model, rnn_layout="unrolled")
     assert [type(l).__name__ for l in unrolled.layers if "LSTM" in type(l).__name__] == ["UnrolledLSTM"]
     np.testing.assert_allclose(unrolled.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
-    with pytest.raises(ValueError, match="`rnn_layout` must be one of"):
+    with pytest.raises(tfmm.errors.ConfigError, match="`rnn_layout` must be one of"):
         prepare_for_export(model, rnn_layout="rolled")
 
 

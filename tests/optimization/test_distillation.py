@@ -7,7 +7,8 @@ import tfmm
 from tfmm._keras import keras
 from tfmm.errors import ConfigError
 from tfmm.models import build_multimodal_model, compile_model, get_preset, student_config
-from tfmm.optimization import DistillationConfig, Distiller, Recipe, distill, optimize
+from tfmm.optimization import DistillationConfig, Recipe, distill, optimize
+from tfmm.optimization.distillation import Distiller
 
 from tests.helpers import tiny_config
 

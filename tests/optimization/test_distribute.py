@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from tfmm.errors import ConfigError
-from tfmm.optimization import is_chief, make_strategy, optimize, strategy_scope
+from tfmm.optimization import is_chief, make_strategy, optimize
+from tfmm.optimization.distribute import strategy_scope
 
 from tests.conftest import copy_model
 

@@ -3,7 +3,8 @@ import pytest
 
 import tfmm
 from tfmm.errors import ConfigError
-from tfmm.optimization import PruningConfig, apply_pruning, pruning_schedule_steps, sparsity_report, strip
+from tfmm.optimization import PruningConfig, apply_pruning, sparsity_report, strip
+from tfmm.optimization.pruning import pruning_schedule_steps
 
 from tests.conftest import copy_model
 
@@ -71,7 +72,7 @@ def test_two_by_four_structure_holds_in_every_pruned_conv2d_and_dense_kernel(lea
 
 
 def test_patterns_that_match_nothing_are_config_errors(learnable):
-    with pytest.raises(ConfigError, match="Layer pattern 'imgae_\\*' matches no layer"):
+    with pytest.raises(ConfigError, match="`per_layer`: pattern 'imgae_\\*' matches no layer"):
         apply_pruning(learnable["model"], PruningConfig(per_layer={"imgae_*": 0.5}), steps_per_epoch=5)
 
 

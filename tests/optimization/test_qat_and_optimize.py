@@ -4,8 +4,8 @@ import pytest
 import tfmm
 from tfmm._keras import keras, tfmot, unwrap
 from tfmm.errors import ConfigError
-from tfmm.optimization import (QuantizationConfig, Recipe, apply_qat, conv1d_batch_norm_pairs, fold_conv1d_batch_norms,
-                               optimize, qat_scope, quantization_plan, sparsity_report)
+from tfmm.optimization import QuantizationConfig, Recipe, apply_qat, optimize, qat_scope, quantization_plan, sparsity_report
+from tfmm.optimization.folding import conv1d_batch_norm_pairs, fold_conv1d_batch_norms
 
 from tests.conftest import copy_model
 
@@ -55,6 +55,13 @@ def test_optimize_prune_then_sparsity_preserving_qat(learnable, tmp_path):
     plan_floats = {p["layer"] for p in stages["quantize"]["plan"] if p["mode"] == "float"}
     assert set(floats) == plan_floats >= {"text", "text_embedding", "text_lstm1"}
     assert all(floats.values())
+    # The typed view of the same report, one StageReport per stage that ran.
+    typed = result.stage_reports
+    assert list(typed) == ["prune", "quantize"] and typed["prune"].stage == "prune"
+    assert typed["prune"].sparsity == stages["prune"]["sparsity"]
+    assert typed["prune"].details["layer_sparsity"] == stages["prune"]["layer_sparsity"]
+    assert [e["layer"] for e in typed["quantize"].left_out] == list(floats)
+    assert typed["quantize"].seconds > 0 and typed["quantize"].to_dict() == stages["quantize"]
 
 
 def test_quantization_plan_covers_every_layer_with_reasons(learnable):

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-import tfmm.optimization.pipeline as pipeline
+import tfmm.optimization.stages as stages
 from tfmm.cli import main
 
 from tests.reliability.fixtures import COLUMNS, make_files, write_csv
@@ -69,11 +69,20 @@ def test_interrupted_optimize_keeps_its_checkpoint_and_resumes(manifest, tmp_pat
     (tmp_path / "r.yaml").write_text("prune:\n  target_sparsity: 0.5\n  epochs: 1\nquantize:\n  epochs: 1\n")
     argv = ["optimize", "--model", "m.keras", "--data", data, "--recipe", "r.yaml", "--out", "o.tfmm", "--quiet"]
 
-    def ctrl_c(run, current):
-        raise KeyboardInterrupt
+    class CtrlC(stages.Stage):
+        name = "quantize"
 
-    quantize = pipeline._STAGES["quantize"]
-    monkeypatch.setitem(pipeline._STAGES, "quantize", ctrl_c)
+        def run(self, context, model):
+            raise KeyboardInterrupt
+
+    class Counted(stages.Stage):
+        name = "prune"
+
+        def run(self, context, model):
+            calls.append("ran")
+
+    quantize = stages.STAGE_TYPES["quantize"]
+    monkeypatch.setitem(stages.STAGE_TYPES, "quantize", CtrlC)
     _, err = _run(argv, capsys, code=130)
     assert err.strip().count("\n") == 0 and "interrupted" in err and "--resume" in err
     assert not (tmp_path / "o.tfmm").exists() and not (tmp_path / "o-optimize-report").exists()
@@ -84,8 +93,8 @@ def test_interrupted_optimize_keeps_its_checkpoint_and_resumes(manifest, tmp_pat
     assert "--resume" in err
 
     calls = []
-    monkeypatch.setitem(pipeline._STAGES, "prune", lambda run, current: calls.append("prune"))
-    monkeypatch.setitem(pipeline._STAGES, "quantize", quantize)
+    monkeypatch.setitem(stages.STAGE_TYPES, "prune", Counted)
+    monkeypatch.setitem(stages.STAGE_TYPES, "quantize", quantize)
     _run(argv + ["--resume"], capsys)
     assert calls == []  # the finished stage was not run again
     results = json.loads((tmp_path / "o-optimize-report" / "results.json").read_text())

@@ -8,9 +8,10 @@ Example:
     >>> train = tfmm.data.from_arrays(x, y, batch_size=64, shuffle=True)
 """
 
-from tfmm.data.arrays import INPUT_DTYPES, as_arrays, from_arrays, input_specs, validate_arrays
+from tfmm.data.arrays import INPUT_DTYPES, input_specs, validate_arrays
 from tfmm.data.av_digits import AVDigitsInfo, av_digits_tokenizer, load_av_digits
 from tfmm.data.calibration import representative_dataset
+from tfmm.data.datasets import as_arrays, as_dataset, from_arrays
 from tfmm.data.limits import DataLimits
 from tfmm.data.manifest import DataWarning, ManifestData, from_manifest, read_manifest
 from tfmm.data.sources import DataSplits, load_splits
@@ -26,6 +27,7 @@ __all__ = [
     "ManifestData",
     "TextTokenizer",
     "as_arrays",
+    "as_dataset",
     "av_digits_tokenizer",
     "from_arrays",
     "from_manifest",

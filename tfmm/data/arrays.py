@@ -1,11 +1,10 @@
-"""In-memory features -> validated, dtype-correct arrays and `tf.data` pipelines."""
+"""In-memory features -> validated, dtype-correct arrays (checked against a model)."""
 
 import numpy as np
-import tensorflow as tf
 
 from tfmm.errors import DataError
 
-__all__ = ["INPUT_DTYPES", "as_arrays", "from_arrays", "input_specs", "validate_arrays"]
+__all__ = ["INPUT_DTYPES", "input_specs", "validate_arrays"]
 
 # What the builders' inputs expect: floats for pixels and samples, int32 token ids.
 INPUT_DTYPES = {"image": "float32", "text": "int32", "audio": "float32"}
@@ -26,66 +25,6 @@ def input_specs(model):
     return {
         t.name.split(":")[0]: (tuple(t.shape[1:]), t.dtype.name) for t in model.inputs
     }
-
-
-def _dataset_examples(dataset):
-    """Yield `(features, label-or-None)` one example at a time from a dataset."""
-    spec = dataset.element_spec
-    features_spec = spec[0] if isinstance(spec, tuple) else spec
-    if not isinstance(features_spec, dict):
-        raise DataError("A dataset must yield feature dicts, or (features, labels) pairs.")
-    batched = any(s.shape.rank and s.shape[0] is None for s in features_spec.values())
-    for element in dataset.as_numpy_iterator():
-        x, y = element[:2] if isinstance(element, tuple) else (element, None)
-        if not batched:
-            yield x, y
-            continue
-        for i in range(len(next(iter(x.values())))):
-            yield {k: v[i] for k, v in x.items()}, (None if y is None else y[i])
-
-
-def as_arrays(data, *, limit=None):
-    """Turn any accepted data form into numpy `(features, labels)`.
-
-    Args:
-        data: A dict of arrays, a `(features, labels)` tuple, or a
-            `tf.data.Dataset` (batched or not) of feature dicts or
-            `(features, labels)` pairs.
-        limit: Keep only the first `limit` examples (a dataset is read no further).
-
-    Returns:
-        `(features, labels)`: a dict of arrays, and labels or None.
-
-    Raises:
-        DataError: `data` is none of those forms.
-
-    Example:
-        >>> x, y = tfmm.data.as_arrays(tfmm.data.from_arrays(features, labels), limit=10)  # doctest: +SKIP
-    """
-    if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], dict):
-        features, labels = data
-    elif isinstance(data, dict):
-        features, labels = data, None
-    elif isinstance(data, tf.data.Dataset):
-        examples = []
-        for example in _dataset_examples(data):
-            if limit is not None and len(examples) >= limit:
-                break
-            examples.append(example)
-        if not examples:
-            return {}, None
-        features = {k: np.stack([x[k] for x, _ in examples]) for k in examples[0][0]}
-        has_labels = examples[0][1] is not None
-        labels = np.stack([y for _, y in examples]) if has_labels else None
-    else:
-        raise DataError(
-            "tfmm expects a dict of arrays, (features, labels) or a tf.data.Dataset. "
-            f"Received: {type(data).__name__}"
-        )
-    if limit is not None:
-        features = {k: np.asarray(v)[:limit] for k, v in features.items()}
-        labels = None if labels is None else np.asarray(labels)[:limit]
-    return features, labels
 
 
 def token_limits(model):
@@ -283,57 +222,3 @@ def _check_labels(labels, num_classes, task):
     elif labels.size and labels.min() < 0:
         raise DataError(f"Labels must be non-negative; found {int(labels.min())}.")
     return labels
-
-
-def from_arrays(
-    features,
-    labels=None,
-    *,
-    batch_size=32,
-    shuffle=False,
-    seed=0,
-    cache=True,
-    drop_remainder=False,
-    model=None,
-    num_classes=None,
-    task="multiclass",
-):
-    """Make a batched `tf.data.Dataset` of `(features, labels)` from numpy arrays.
-
-    Args:
-        features: Dict `{input_name: array}` (image / text / audio).
-        labels: Labels, or None for a features-only dataset.
-        batch_size: Examples per batch.
-        shuffle: Reshuffle every epoch (deterministically from `seed`).
-        seed: Shuffle seed.
-        cache: Cache the elements in memory after the first pass.
-        drop_remainder: Drop the last, smaller batch.
-        model: Optional model whose input names, shapes and dtypes are enforced.
-        num_classes: Optional: labels must lie in `[0, num_classes)`.
-        task: `"multiclass"` or `"multilabel"`.
-
-    Returns:
-        A prefetched `tf.data.Dataset` of `({name: tensor}, labels)` batches (or
-        feature dicts alone when `labels` is None).
-
-    Raises:
-        DataError: As `validate_arrays`, or `batch_size` is not positive.
-
-    Example:
-        >>> x, y = tfmm.data.load_av_digits("train")
-        >>> ds = tfmm.data.from_arrays(x, y, batch_size=64, shuffle=True)
-    """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-        raise DataError(f"`batch_size` must be a positive integer. Received: {batch_size!r}")
-    features, labels = validate_arrays(
-        features, labels, model=model, num_classes=num_classes, task=task
-    )
-    elements = features if labels is None else (features, labels)
-    ds = tf.data.Dataset.from_tensor_slices(elements)
-    if cache:
-        ds = ds.cache()
-    if shuffle:
-        size = len(next(iter(features.values())))
-        ds = ds.shuffle(size, seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    return ds.prefetch(tf.data.AUTOTUNE)

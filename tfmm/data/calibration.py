@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from tfmm.data.arrays import as_arrays, input_specs, validate_arrays
+from tfmm.data.arrays import input_specs, validate_arrays
+from tfmm.data.datasets import as_arrays
 from tfmm.errors import DataError
 
 __all__ = ["representative_dataset"]

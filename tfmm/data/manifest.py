@@ -5,6 +5,9 @@ JPEG path), `text` (a string), `audio` (WAV path) and `label` (class id).
 Relative paths are resolved against the manifest's folder, and must stay inside it
 unless the caller passes `allow_outside=True`. Files are checked against
 `DataLimits` from their size and header before they are decoded.
+
+Length: every check a user's manifest must pass (encoding, header, fields, paths,
+limits) sits next to the reader that applies it, so none is skipped by a second reader.
 """
 
 import csv
@@ -19,7 +22,7 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from tfmm.data.arrays import from_arrays
+from tfmm.data.datasets import from_arrays
 from tfmm.data.limits import DataLimits, image_size, wav_info
 from tfmm.data.text import TextTokenizer
 from tfmm.errors import DataError

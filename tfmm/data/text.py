@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfmm._keras import keras
-from tfmm.config import atomic_write_text
+from tfmm._files import atomic_write_text
 from tfmm.errors import DataError
 
 __all__ = ["TextTokenizer"]

@@ -11,16 +11,19 @@ from tfmm.export.benchmark import LatencyReport, benchmark_tflite
 from tfmm.export.inspect import TensorInfo, TFLiteSummary, gzip_size, inspect_tflite
 from tfmm.export.interpreter import TFLiteRunner
 from tfmm.export.compact import compact_tflite
+from tfmm.export.options import MODE_TABLE, ExportConfig
 from tfmm.export.rnn import RNN_LAYOUTS, PrefixMaskedLSTM, UnrolledBidirectional, UnrolledLSTM, prepare_for_export
 from tfmm.export.selective import Selection
 from tfmm.export.tflite import MODES, PREFERENCES, ExportResult, ExportWarning, export_saved_model, export_tflite
 from tfmm.export.verify import VerificationReport, verify_tflite
 
 __all__ = [
+    "ExportConfig",
     "ExportResult",
     "ExportWarning",
     "LatencyReport",
     "MODES",
+    "MODE_TABLE",
     "PREFERENCES",
     "PrefixMaskedLSTM",
     "RNN_LAYOUTS",

@@ -16,15 +16,19 @@ Measured on AV-digits (TF 2.21, LiteRT, 1 thread, text-only `small` branch):
   selects ...). `UnrolledLSTM` computes the input projection of all steps in one
   matmul and reads the last real step once at the end: ~11 ops per step, the
   same function.
+
+Length: the three export-only RNN layers and the rewrite that swaps them in must agree
+on weight layout and masking; they are kept side by side on purpose.
 """
 
 import tensorflow as tf
 
 from tfmm._args import require_model
 from tfmm._choices import RNN_LAYOUTS
-from tfmm._keras import hub_custom_objects, keras, tfmot, unwrap
+from tfmm._keras import hub_custom_objects, keras, strip_pruning, tfmot, unwrap
+from tfmm.errors import ConfigError
 
-__all__ = ["PrefixMaskedLSTM", "RNN_LAYOUTS", "UnrolledBidirectional", "UnrolledLSTM", "prepare_for_export"]
+__all__ = ["PrefixMaskedLSTM", "RNN_LAYOUTS", "UnrolledBidirectional", "UnrolledLSTM", "check_rnn_layout", "prepare_for_export"]
 
 _RNN_CLASSES = ("LSTM", "GRU", "SimpleRNN")
 
@@ -263,6 +267,13 @@ def _unroll(layer):
     return layer.__class__.from_config(config)
 
 
+def check_rnn_layout(rnn_layout):
+    """Raise `ConfigError` unless `rnn_layout` is one of `RNN_LAYOUTS`; return it."""
+    if rnn_layout not in RNN_LAYOUTS:
+        raise ConfigError(f"`rnn_layout` must be one of {list(RNN_LAYOUTS)}. Received: {rnn_layout!r}")
+    return rnn_layout
+
+
 def prepare_for_export(model, *, rnn_layout="fused"):
     """Return the model to convert: pruning wrappers stripped, RNNs laid out.
 
@@ -279,18 +290,14 @@ def prepare_for_export(model, *, rnn_layout="fused"):
         A model computing the same function (the same object when nothing changes).
 
     Raises:
-        ValueError: Unknown `rnn_layout`.
+        ConfigError: Unknown `rnn_layout`.
 
     Example:
         >>> ready = tfmm.export.prepare_for_export(model, rnn_layout="unrolled")  # doctest: +SKIP
     """
     require_model(model, "model")
-    from tensorflow_model_optimization.python.core.sparsity.keras import pruning_wrapper
-
-    if rnn_layout not in RNN_LAYOUTS:
-        raise ValueError(f"`rnn_layout` must be one of {list(RNN_LAYOUTS)}. Received: {rnn_layout!r}")
-    if any(isinstance(l, pruning_wrapper.PruneLowMagnitude) for l in model.layers):
-        model = tfmot().sparsity.keras.strip_pruning(model)
+    check_rnn_layout(rnn_layout)
+    model = strip_pruning(model)
 
     def rewrite(layer):
         rnn = _rnn(layer)

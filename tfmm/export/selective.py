@@ -10,21 +10,15 @@ a second), not a conversion:
   makes the file measurably faster on this CPU (p50, one thread).
 """
 
-import csv
 import dataclasses
-import io
 import os
-import warnings
 
-import numpy as np
-import tensorflow as tf
-
-from tfmm._quiet import native_stderr_captured
 from tfmm._files import scratch_dir
 from tfmm.errors import ExportError
+from tfmm.export.calibrated import CalibratedModel
 from tfmm.export.inspect import inspect_tflite
 
-__all__ = ["Selection", "CalibratedModel", "select_for_accuracy", "select_for_latency"]
+__all__ = ["Selection", "CalibratedModel", "select_for_accuracy", "select_for_latency", "select_int8"]
 
 _BOUNDARY_OPS = ("QUANTIZE", "DEQUANTIZE", "DELEGATE")
 _FASTER = 0.95  # a candidate must beat the current file by 5% (noise on these machines)
@@ -53,103 +47,6 @@ class Selection:
     def to_dict(self):
         """Return a JSON-safe dict."""
         return dataclasses.asdict(self)
-
-
-class CalibratedModel:
-    """A calibrated TFLite model that can be quantized with parts left float.
-
-    Args:
-        converter: A `TFLiteConverter` with `optimizations` and
-            `representative_dataset` set; it is modified (build a fresh one for
-            any other conversion).
-        calibration: The callable behind `representative_dataset` (dicts).
-        fully_quantize: int8 inputs / outputs for float tensors.
-        per_channel_dense: One weight scale per output unit of dense layers
-            (see `export_tflite`).
-
-    Raises:
-        ExportError: Calibration failed.
-    """
-
-    def __init__(self, converter, calibration, *, fully_quantize=True, per_channel_dense=False):
-        self.fully_quantize = fully_quantize
-        self.per_channel_dense = per_channel_dense
-        self._calibration = calibration
-
-        def debug_dataset():
-            order = [d["name"] for d in self._debugger._quant_interpreter.get_input_details()]
-            for example in calibration():
-                yield [np.asarray(example[_input_key(name, example)]) for name in order]
-
-        try:
-            with native_stderr_captured(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                self._debugger = tf.lite.experimental.QuantizationDebugger(
-                    converter=converter, debug_dataset=debug_dataset
-                )
-        except Exception as e:
-            raise ExportError(f"Calibrating for selective int8 failed: {str(e).splitlines()[0]}") from e
-
-    @classmethod
-    def from_saved_model(cls, saved_model_dir, calibration, **options):
-        """Calibrate a fresh converter of `saved_model_dir`'s serving signature.
-
-        Args:
-            saved_model_dir: What `export_saved_model` wrote.
-            calibration: The callable behind `representative_dataset` (dicts).
-            **options: `fully_quantize`, `per_channel_dense`.
-
-        Returns:
-            A `CalibratedModel`.
-
-        Example:
-            >>> calibrated = CalibratedModel.from_saved_model(saved, calibration)  # doctest: +SKIP
-        """
-        converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=["serving_default"])
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = calibration
-        return cls(converter, calibration, **options)
-
-    def quantize(self, *, denylisted_nodes=(), denylisted_ops=()):
-        """Return the bytes of the int8 model with the given nodes / op types float."""
-        # What `QuantizationDebugger.get_nondebug_quantized_model` does, plus the
-        # dense-layer option it does not pass on.
-        from tensorflow.lite.python import convert
-
-        with native_stderr_captured(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return convert.mlir_quantize(
-                self._debugger.calibrated_model,
-                fully_quantize=self.fully_quantize,
-                denylisted_nodes=list(denylisted_nodes) or None,
-                denylisted_ops=list(denylisted_ops) or None,
-                disable_per_channel_for_dense_layers=not self.per_channel_dense,
-            )
-
-    def ranked_tensors(self):
-        """Return `[(tensor_name, op_name, rmse_over_scale)]`, largest error first."""
-        with native_stderr_captured(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            self._debugger.options = tf.lite.experimental.QuantizationDebugOptions()
-            self._debugger.run()
-            buffer = io.StringIO()
-            self._debugger.layer_statistics_dump(buffer)
-        rows = []
-        for row in csv.DictReader(io.StringIO(buffer.getvalue())):
-            scale = float(row["scale"]) or 1.0
-            error = float(np.sqrt(float(row["mean_squared_error"])) / scale)
-            if np.isfinite(error):
-                rows.append((row["tensor_name"], row["op_name"], error))
-        return sorted(rows, key=lambda r: -r[2])
-
-
-def _input_key(tensor_name, example):
-    """Map `serving_default_text:0` to the example's key `text`."""
-    base = tensor_name.split(":")[0]
-    for key in example:
-        if base == key or base.endswith("_" + key):
-            return key
-    raise ExportError(f"No calibration input matches the model input {tensor_name!r}.")
 
 
 def _scored(content, score):
@@ -248,3 +145,50 @@ def select_for_latency(calibrated, latency_of, *, progress=None, finish=None):
             kept.append(op)
             best, content = latency, candidate
     return content, Selection("latency", tuple(kept), baseline, best, None, tuple(trials))
+
+
+def select_int8(saved_model_dir, calibration, model, config, validation_data=None, *, progress=None):
+    """Run the selective search an `ExportConfig` asks for; return `(content, Selection)`.
+
+    With `config.max_accuracy_drop`, the target is the Keras model's accuracy on
+    `validation_data` minus the drop (`select_for_accuracy`); with
+    `config.prefer == "latency"`, op types are kept float where that is faster
+    on this CPU (`select_for_latency`). Candidates are compacted when
+    `config.compact`.
+
+    Args:
+        saved_model_dir: What `export_saved_model` wrote for `model`.
+        calibration: The representative-dataset callable.
+        model: The Keras model (the accuracy reference).
+        config: A selective `tfmm.export.ExportConfig` (int8).
+        validation_data: `(features, labels)` for the accuracy search.
+        progress: Optional callable taking a message per candidate.
+
+    Returns:
+        `(content, Selection)`: the chosen file's bytes and what was kept float.
+
+    Raises:
+        ExportError: Calibration failed, or the accuracy target cannot be met.
+
+    Example:
+        >>> content, selection = select_int8(saved, calibration, model, config, (x_val, y_val))  # doctest: +SKIP
+    """
+    from tfmm._metrics import keras_accuracy
+    from tfmm.data import as_arrays
+    from tfmm.export.benchmark import benchmark_tflite
+    from tfmm.export.compact import compact_tflite
+    from tfmm.export.verify import verify_tflite
+
+    calibrated = CalibratedModel.from_saved_model(saved_model_dir, calibration, fully_quantize=config.int8_io,
+                                                  per_channel_dense=config.per_channel_dense)
+    finish = compact_tflite if config.compact else (lambda content: content)
+    if config.max_accuracy_drop is not None:
+        features, labels = as_arrays(validation_data)
+        target = keras_accuracy(model, (features, labels)) - config.max_accuracy_drop
+        return select_for_accuracy(
+            calibrated, lambda path: verify_tflite(path, (features, labels)).accuracy, target,
+            progress=progress, finish=finish,
+        )
+    return select_for_latency(
+        calibrated, lambda path: benchmark_tflite(path, runs=100).p50_ms, progress=progress, finish=finish,
+    )

@@ -12,31 +12,34 @@ What the plain converter gets wrong on our models, and what this does instead:
 - float64 calibration data fails inside the converter: data is cast to the
   model's input dtypes (`tfmm.data.representative_dataset`).
 - Pruning wrappers are stripped; QAT wrappers are kept (their ranges are used).
+
+Length: most of it is `export_tflite`'s docstring (every option with its measured
+trade-off); modes live in `tfmm.export.options`, the selective search in `selective`.
 """
 
 import dataclasses
 import os
 import re
-import shutil
-import tempfile
 import time
 import warnings
 
 import numpy as np
 import tensorflow as tf
 
-from tfmm._choices import MODES, PREFERENCES, RNN_LAYOUTS
-from tfmm._args import positive_int, require_model
+from tfmm._choices import MODES, PREFERENCES
+from tfmm._args import require_model
 from tfmm._keras import check_keras2
 from tfmm._quiet import native_stderr_captured
-from tfmm._files import TMP_PREFIX, atomic_write_bytes, atomic_write_text, check_output_path, scratch_dir
-from tfmm.artifacts import sidecar_path
+from tfmm._files import atomic_write_bytes, check_output_path, scratch_dir
+from tfmm.artifacts import write_sidecars
 from tfmm.data import representative_dataset
 from tfmm.errors import ConfigError, ExportError
 from tfmm.export.compact import compact_tflite
-from tfmm.export.inspect import TFLiteSummary, inspect_tflite
+from tfmm.export.inspect import TFLiteSummary, inspect_tflite, layer_errors as measure_layer_errors
 from tfmm.export.interpreter import TFLiteRunner
-from tfmm.export.rnn import prepare_for_export
+from tfmm.export.options import ExportConfig, new_converter
+from tfmm.export.saved_model import export_saved_model
+from tfmm.export.selective import select_int8
 from tfmm.export.xnnpack import ops_xnnpack_rejects, widen_degenerate_scales
 
 __all__ = ["ExportResult", "ExportWarning", "MODES", "PREFERENCES", "export_tflite", "export_saved_model"]
@@ -45,7 +48,6 @@ __all__ = ["ExportResult", "ExportWarning", "MODES", "PREFERENCES", "export_tfli
 class ExportWarning(UserWarning):
     """The exported file differs from a plain conversion in a way the user should know."""
 
-_NEEDS_CALIBRATION = ("int8", "int16x8")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,86 +92,6 @@ class ExportResult:
         return dataclasses.asdict(self)
 
 
-def _signature(model):
-    specs = {
-        t.name.split(":")[0]: tf.TensorSpec((1, *t.shape[1:]), t.dtype, name=t.name.split(":")[0])
-        for t in model.inputs
-    }
-    names = list(model.output_names)
-
-    @tf.function
-    def serve(inputs):
-        outputs = model(inputs, training=False)
-        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-        return dict(zip(names, outputs))
-
-    return serve.get_concrete_function(specs)
-
-
-def export_saved_model(model, path, *, rnn_layout="fused"):
-    """Save `model` as a SavedModel with a batch-1 `serving_default` signature.
-
-    The signature's inputs are named like the model's inputs (`image`, `text`,
-    `audio`); pruning wrappers are stripped and RNNs laid out first, as for TFLite.
-
-    Args:
-        model: A `tf_keras` model.
-        path: Destination folder (replaced atomically if it exists).
-        rnn_layout: `"fused"` or `"unrolled"` (see `prepare_for_export`).
-
-    Returns:
-        The folder path.
-
-    Raises:
-        TypeError: `model` is a Keras 3 model.
-        ExportError: Saving failed (nothing is left at `path`).
-
-    Example:
-        >>> tfmm.export.export_saved_model(model, "exported/saved_model")  # doctest: +SKIP
-    """
-    require_model(model, "model")
-    check_keras2(model)
-    path = os.path.abspath(os.fspath(path))
-    model = prepare_for_export(model, rnn_layout=rnn_layout)
-    parent = os.path.dirname(path)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=parent, prefix=f"{TMP_PREFIX}{os.getpid()}-savedmodel-")  # swept if killed
-    try:
-        # Only the signature and the variables it reads: saving the Keras model itself
-        # traces every layer's call too (measured: 32 s of a 45 s QAT int8 export).
-        module = tf.Module()
-        module.variables_read = list(model.variables)
-        tf.saved_model.save(module, tmp, signatures={"serving_default": _signature(model)})
-        if os.path.exists(path):
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    except Exception as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise ExportError(f"Saving a SavedModel to {path!r} failed: {str(e).splitlines()[0]}") from e
-    return path
-
-
-def _configure(converter, mode, calibration, int8_io, per_channel_dense=False):
-    if mode == "float32":
-        return
-    if mode in _NEEDS_CALIBRATION:
-        converter._experimental_disable_per_channel_quantization_for_dense_layers = not per_channel_dense
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if mode == "float16":
-        converter.target_spec.supported_types = [tf.float16]
-    elif mode == "int8":
-        converter.representative_dataset = calibration
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        if int8_io:
-            converter.inference_input_type = tf.int8  # float inputs only; token ids stay int32
-            converter.inference_output_type = tf.int8
-    elif mode == "int16x8":
-        converter.representative_dataset = calibration
-        converter.target_spec.supported_ops = [
-            tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
-        ]
-
-
 def export_tflite(
     model,
     path,
@@ -189,6 +111,7 @@ def export_tflite(
     layer_errors=False,
     per_channel_dense=False,
     verbose=0,
+    config=None,
 ):
     """Convert a Keras model to a `.tflite` file and describe what came out.
 
@@ -238,6 +161,8 @@ def export_tflite(
             per-tensor dense 4 KB smaller (0.297x vs 0.303x the float32 file)
             at the same test accuracy.
         verbose: 1 prints the steps of a selective search.
+        config: An `ExportConfig` holding the choices above at once (then the
+            keyword arguments for them are ignored).
 
     Returns:
         An `ExportResult`.
@@ -257,27 +182,33 @@ def export_tflite(
         'int8'
     """
     require_model(model)
+    check_keras2(model)
+    if config is None:
+        config = ExportConfig(
+            quantization=quantization, num_calibration_samples=num_calibration_samples, int8_io=int8_io,
+            prefer=prefer, max_accuracy_drop=max_accuracy_drop, rnn_layout=rnn_layout, compact=compact,
+            per_channel_dense=per_channel_dense, layer_errors=layer_errors)
+    elif not isinstance(config, ExportConfig):
+        raise ConfigError(f"`config` must be a tfmm.export.ExportConfig. Received: {type(config).__name__}")
     if not isinstance(path, (str, os.PathLike)):
         raise ConfigError(f"`path` must be a file path ending in .tflite. Received: {path!r}")
     path = os.fspath(path)
-    if quantization not in MODES:
-        raise ConfigError(f"`quantization` must be one of {list(MODES)}. Received: {quantization!r}")
-    if prefer not in PREFERENCES:
-        raise ConfigError(f"`prefer` must be one of {list(PREFERENCES)}. Received: {prefer!r}")
-    rnn_layout = rnn_layout or ("unrolled" if quantization in _NEEDS_CALIBRATION else "fused")
-    if rnn_layout not in RNN_LAYOUTS:
-        raise ConfigError(f"`rnn_layout` must be one of {list(RNN_LAYOUTS)}. Received: {rnn_layout!r}")
     if not path.endswith(".tflite"):
         raise ConfigError(f"`path` must end in .tflite. Received: {path!r}")
     check_output_path(path, argname="path", suffixes=(".tflite",))  # before minutes of conversion
-    if quantization in _NEEDS_CALIBRATION and representative_data is None:
+    mode = config.mode
+    if mode.calibrated and representative_data is None:
         raise ConfigError(
-            f"quantization={quantization!r} needs `representative_data` (about 100 typical "
+            f"quantization={mode.name!r} needs `representative_data` (about 100 typical "
             "examples, e.g. the validation features) to calibrate activation ranges."
         )
-    _check_selective(quantization, prefer, max_accuracy_drop, validation_data)
+    if config.max_accuracy_drop is not None and validation_data is None:
+        raise ConfigError(
+            "`max_accuracy_drop` needs `validation_data=(features, labels)` to measure "
+            "the int8 file's accuracy against the Keras model."
+        )
     int_inputs = [t.name.split(":")[0] for t in model.inputs if t.dtype.is_integer]
-    if quantization == "int16x8" and int_inputs:
+    if mode.name == "int16x8" and int_inputs:
         raise ExportError(
             f"int16x8 cannot be calibrated for integer inputs {int_inputs} with TF "
             f"{tf.__version__}: the converter fails with 'Max and min for dynamic tensors "
@@ -285,26 +216,25 @@ def export_tflite(
             "without the text branch."
         )
     calibration = None
-    if quantization in _NEEDS_CALIBRATION:
+    if mode.calibrated:
         calibration = representative_dataset(
-            representative_data, num_samples=num_calibration_samples, model=model
+            representative_data, num_samples=config.num_calibration_samples, model=model
         )
     start = time.perf_counter()
     with scratch_dir("export") as tmp:
-        saved = saved_model_dir or export_saved_model(model, os.path.join(tmp, "saved_model"), rnn_layout=rnn_layout)
+        saved = saved_model_dir or export_saved_model(model, os.path.join(tmp, "saved_model"),
+                                                      rnn_layout=config.layout)
         selection = None
-        if prefer == "latency" or max_accuracy_drop is not None:
-            content, selection = _selective(
-                saved, calibration, model, int8_io, prefer, max_accuracy_drop,
-                validation_data, compact, verbose, per_channel_dense,
-            )
+        if config.selective:
+            content, selection = select_int8(saved, calibration, model, config, validation_data,
+                                             progress=print if verbose else None)
         else:
-            converter = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=["serving_default"])
-            _configure(converter, quantization, calibration, int8_io, per_channel_dense)
-            content = _convert(converter, model, quantization)
-        if compact and selection is None:  # selective candidates are compacted already
-            content = compact_tflite(content)
-        if quantization == "int8":
+            converter = mode.configure(new_converter(saved), calibration, int8_io=config.int8_io,
+                                       per_channel_dense=config.per_channel_dense)
+            content = _convert(converter, model, mode.name)
+            if config.compact:  # selective candidates are compacted already
+                content = compact_tflite(content)
+        if mode.name == "int8":
             content, widened = widen_degenerate_scales(content)
             if widened:
                 warnings.warn(
@@ -312,27 +242,23 @@ def export_tflite(
                     f"never opened (XNNPACK refuses those scales); their output scale was widened: "
                     f"{'; '.join(widened[:5])}{' ...' if len(widened) > 5 else ''}. Calibrate with more "
                     "varied representative_data to avoid it.", ExportWarning, stacklevel=2)
-        _check_loadable(content, os.path.join(tmp, "candidate.tflite"), model, quantization)
+        _check_loadable(content, os.path.join(tmp, "candidate.tflite"), model, mode.name)
         errors = ()
-        if layer_errors and quantization == "int8":
-            errors = _layer_errors(saved, calibration, int8_io)
+        if config.layer_errors and mode.name == "int8":
+            errors = measure_layer_errors(saved, calibration, fully_quantize=config.int8_io)
     seconds = time.perf_counter() - start
     atomic_write_bytes(path, content)
-    side = []
-    if tokenizer is not None:
-        side.append(tokenizer.save(sidecar_path(path, "vocabulary")))
-    if class_names is not None:
-        side.append(atomic_write_text(sidecar_path(path, "labels"), "\n".join(map(str, class_names)) + "\n"))
+    side = write_sidecars(path, tokenizer=tokenizer, class_names=class_names)
     summary = inspect_tflite(path)
     return ExportResult(
         path=path,
-        mode=quantization,
+        mode=mode.name,
         size_bytes=summary.size_bytes,
         gzip_bytes=summary.gzip_bytes,
         summary=summary,
         conversion_seconds=round(seconds, 2),
         side_files=tuple(side),
-        rnn_layout=rnn_layout,
+        rnn_layout=config.layout,
         selection=selection,
         layer_errors=errors,
     )
@@ -367,15 +293,6 @@ def _check_loadable(content, scratch_path, model, quantization):
         ) from None
 
 
-def _layer_errors(saved_model_dir, calibration, fully_quantize):
-    """`({"tensor", "op", "error"}, ...)` for every quantized tensor, largest error first."""
-    from tfmm.export.selective import CalibratedModel
-
-    # The debugger changes the converter it is given: a fresh one, not the exported file's.
-    ranked = CalibratedModel.from_saved_model(saved_model_dir, calibration, fully_quantize=fully_quantize).ranked_tensors()
-    return tuple({"tensor": tensor, "op": op, "error": round(error, 4)} for tensor, op, error in ranked)
-
-
 def _convert(converter, model, quantization):
     try:
         # The converter logs from C++ and warns about its internal calibration
@@ -388,47 +305,3 @@ def _convert(converter, model, quantization):
         raise ExportError(
             f"Converting {model.name!r} to {quantization} TFLite failed: {lines[0].strip()[:500]}"
         ) from e
-
-
-def _check_selective(quantization, prefer, max_accuracy_drop, validation_data):
-    if quantization != "int8" and (prefer == "latency" or max_accuracy_drop is not None):
-        raise ConfigError(
-            "`prefer='latency'` and `max_accuracy_drop` choose which ops stay float in an "
-            f"int8 file; they need quantization='int8'. Received: quantization={quantization!r}"
-        )
-    if max_accuracy_drop is None:
-        return
-    if not isinstance(max_accuracy_drop, (int, float)) or not 0 <= max_accuracy_drop < 1:
-        raise ConfigError(
-            "`max_accuracy_drop` must be a fraction in [0, 1), e.g. 0.01 for one point. "
-            f"Received: max_accuracy_drop={max_accuracy_drop!r}"
-        )
-    if validation_data is None:
-        raise ConfigError(
-            "`max_accuracy_drop` needs `validation_data=(features, labels)` to measure "
-            "the int8 file's accuracy against the Keras model."
-        )
-
-
-def _selective(saved_model_dir, calibration, model, int8_io, prefer, max_drop, validation, compact, verbose,
-               per_channel_dense):
-    from tfmm.data import as_arrays
-    from tfmm.export.benchmark import benchmark_tflite
-    from tfmm.export.selective import CalibratedModel, select_for_accuracy, select_for_latency
-    from tfmm.export.verify import verify_tflite
-
-    say = print if verbose else None
-    calibrated = CalibratedModel.from_saved_model(saved_model_dir, calibration, fully_quantize=int8_io,
-                                                  per_channel_dense=per_channel_dense)
-    finish = compact_tflite if compact else (lambda content: content)
-    if max_drop is not None:
-        features, labels = as_arrays(validation)
-        reference = model.predict(features, batch_size=256, verbose=0).argmax(-1)
-        target = float(np.mean(reference == labels)) - max_drop
-        return select_for_accuracy(
-            calibrated, lambda path: verify_tflite(path, (features, labels)).accuracy, target,
-            progress=say, finish=finish,
-        )
-    return select_for_latency(
-        calibrated, lambda path: benchmark_tflite(path, runs=100).p50_ms, progress=say, finish=finish,
-    )

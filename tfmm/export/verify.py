@@ -4,6 +4,7 @@ import dataclasses
 
 import numpy as np
 
+from tfmm._metrics import keras_predict, top1_accuracy
 from tfmm.data import as_arrays, validate_arrays
 from tfmm._args import positive_int, require_model
 from tfmm.errors import DataError
@@ -74,18 +75,17 @@ def verify_tflite(path, data, *, reference_model=None, max_examples=None, progre
     features, labels = validate_arrays(features, labels, num_classes=num_classes if num_classes > 1 else None,
                                        model=reference_model)
     probs = runner.predict(features, progress=progress)
-    predicted = probs.argmax(-1)
     report = {"num_examples": len(probs)}
     if labels is not None:
-        report["accuracy"] = float(np.mean(predicted == labels))
+        report["accuracy"] = top1_accuracy(probs, labels)
     if reference_model is not None:
-        reference = reference_model.predict(features, batch_size=256, verbose=0)
+        reference = keras_predict(reference_model, features)
         diff = np.abs(reference - probs)
         report.update(
-            agreement=float(np.mean(reference.argmax(-1) == predicted)),
+            agreement=top1_accuracy(probs, reference.argmax(-1)),
             mean_abs_error=float(diff.mean()),
             max_abs_error=float(diff.max()),
         )
         if labels is not None:
-            report["reference_accuracy"] = float(np.mean(reference.argmax(-1) == labels))
+            report["reference_accuracy"] = top1_accuracy(reference, labels)
     return VerificationReport(**report)

@@ -7,7 +7,8 @@ Example:
 """
 
 from tfmm.models.audio_branch import apply_audio_branch
-from tfmm.models.builder import build_multimodal_model, compile_model, load_model, model_inputs
+from tfmm.artifacts import load_model  # the one loader, safe by default
+from tfmm.models.builder import build_multimodal_model, compile_model, model_inputs
 from tfmm.models.configs import (
     AudioBranchConfig,
     FusionConfig,

@@ -9,7 +9,7 @@ from tfmm.models.heads import apply_head, default_loss, default_metrics
 from tfmm.models.image_branch import apply_image_branch
 from tfmm.models.text_branch import apply_text_branch
 
-__all__ = ["build_multimodal_model", "compile_model", "load_model", "model_inputs"]
+__all__ = ["build_multimodal_model", "compile_model", "model_inputs"]
 
 _BRANCHES = {
     "image": apply_image_branch,
@@ -116,30 +116,3 @@ def compile_model(
         run_eagerly=run_eagerly,
     )
     return model
-
-
-def load_model(path, *, compile=True, safe_mode=True, custom_objects=None):
-    """Load a model saved by tfmm or Keras (`.keras`, `.tfmm`, `.h5`), safely by default.
-
-    Same as `tfmm.artifacts.load_model`: files whose config holds a `Lambda` layer,
-    a remote TF Hub handle or an unregistered class are refused unless you opt in.
-
-    Args:
-        path: Path of a model file.
-        compile: Restore the training configuration too.
-        safe_mode: Refuse files that would run code or fetch a URL when loaded.
-        custom_objects: `{name: class}` of your own layers, trusted by name.
-
-    Returns:
-        The `tf_keras.Model`.
-
-    Raises:
-        ConfigError: The file does not exist, is not a model, or names an unknown class.
-        SecurityError: The file would run code or fetch a URL (with `safe_mode=True`).
-
-    Example:
-        >>> model = tfmm.models.load_model("model.keras")  # doctest: +SKIP
-    """
-    from tfmm import artifacts  # above the models wing: it knows every tfmm class
-
-    return artifacts.load_model(path, compile=compile, safe_mode=safe_mode, custom_objects=custom_objects)

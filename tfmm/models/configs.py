@@ -3,6 +3,9 @@
 Each branch has its own frozen config; `MultimodalConfig` ties the present
 branches, the fusion and the head together. All of them round-trip through
 `to_dict()` / `from_dict()` and YAML.
+
+Length: one frozen dataclass per branch, each with its field checks and docs; they
+are read together when writing a YAML config.
 """
 
 import dataclasses

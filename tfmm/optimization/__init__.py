@@ -18,65 +18,44 @@ from tfmm.optimization.clustering import (
     cluster_report,
     strip_clustering,
 )
-from tfmm.optimization.distribute import is_chief, make_strategy, strategy_scope
-from tfmm.optimization.distillation import DistillationConfig, Distiller, distill
-from tfmm.optimization.folding import conv1d_batch_norm_pairs, fold_conv1d_batch_norms
+from tfmm.optimization.distribute import is_chief, make_strategy
+from tfmm.optimization.distillation import DistillationConfig, distill
 from tfmm.optimization.pipeline import OptimizationResult, optimize
 from tfmm.optimization.policies import LayerPolicy, get_layer_policy, register_layer_policy
-from tfmm.optimization.pruning import (
-    PruningConfig,
-    SparsityMask,
-    apply_pruning,
-    pruning_schedule_steps,
-    sparsity_report,
-    strip,
-)
-from tfmm.optimization.qat import (
-    QuantizationConfig,
-    TfmmQuantizeScheme,
-    apply_qat,
-    qat_scope,
-    quantization_plan,
-)
-from tfmm.optimization.quantize_configs import (
-    SparsityPreservingWeightsQuantizer,
-    WeightsQuantizeConfig,
-    quantize_custom_objects,
-)
+from tfmm.optimization.pruning import PruningConfig, SparsityMask, apply_pruning, sparsity_report, strip
+from tfmm.optimization.qat import QuantizationConfig, apply_qat, qat_scope, quantization_plan
 from tfmm.optimization.recipe import Recipe
+from tfmm.optimization.scope import LayerScope
+from tfmm.optimization.stages import Stage, StageReport
 
+# What users call. Building blocks (the quantize scheme and configs, BatchNorm
+# folding, the schedule arithmetic, the Distiller model) stay in their modules.
 __all__ = [
     "ClusterPreserve",
     "ClusteringConfig",
     "DistillationConfig",
-    "Distiller",
     "LayerPolicy",
+    "LayerScope",
     "OptimizationResult",
     "PruningConfig",
     "QuantizationConfig",
     "Recipe",
     "SparsityMask",
-    "SparsityPreservingWeightsQuantizer",
-    "TfmmQuantizeScheme",
-    "WeightsQuantizeConfig",
+    "Stage",
+    "StageReport",
     "apply_clustering",
     "apply_pruning",
     "apply_qat",
     "cluster_report",
-    "conv1d_batch_norm_pairs",
     "distill",
-    "fold_conv1d_batch_norms",
     "get_layer_policy",
     "is_chief",
     "make_strategy",
     "optimize",
-    "pruning_schedule_steps",
     "qat_scope",
     "quantization_plan",
-    "quantize_custom_objects",
     "register_layer_policy",
     "sparsity_report",
-    "strategy_scope",
     "strip",
     "strip_clustering",
 ]

@@ -14,8 +14,7 @@ Conv1D / Embedding, which TFMOT's cluster-preserving scheme does not cover).
 """
 
 import dataclasses
-import fnmatch
-from typing import Dict, Tuple
+from typing import Dict, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
@@ -25,6 +24,7 @@ from tfmm._keras import check_keras2, keras, tfmot, unwrap
 from tfmm.config import Config
 from tfmm.errors import ConfigError
 from tfmm.optimization.policies import find_weight, get_layer_policy, layer_setting
+from tfmm.optimization.scope import LayerScope, excluded_scope
 
 __all__ = ["ClusteringConfig", "ClusterPreserve", "apply_clustering", "cluster_report", "strip_clustering"]
 
@@ -41,7 +41,8 @@ class ClusteringConfig(Config):
         centroid_init: `kmeans++`, `linear`, `density` or `random`.
         per_branch: Cluster counts by branch (`image`, `text`, `audio`, `fusion`, `head`).
         per_layer: Cluster counts by layer-name glob pattern.
-        exclude: Layer-name patterns or class names left unclustered.
+        exclude: Layers left unclustered: a `LayerScope` or a list of names,
+            patterns and class names (see `LayerScope.parse`).
         preserve_sparsity: Keep zero weights at zero (after pruning); a recipe
             turns it on when a `prune` stage ran before.
         epochs: Fine-tuning epochs of this stage.
@@ -58,7 +59,7 @@ class ClusteringConfig(Config):
     centroid_init: str = "kmeans++"
     per_branch: Dict[str, int] = dataclasses.field(default_factory=dict)
     per_layer: Dict[str, int] = dataclasses.field(default_factory=dict)
-    exclude: Tuple[str, ...] = ()
+    exclude: Union[Tuple[str, ...], LayerScope] = ()
     preserve_sparsity: bool = False
     epochs: int = 1
     learning_rate: float = 1e-4
@@ -70,6 +71,7 @@ class ClusteringConfig(Config):
             if isinstance(value, bool) or not isinstance(value, int) or value < 2:
                 raise ConfigError(f"`{name}` must be an integer >= 2. Received: {value!r}")
         self._check_choice("centroid_init", _INITS)
+        LayerScope.parse(self.exclude)
         self._check_bool("preserve_sparsity")
         self._check_positive_int("epochs")
         if isinstance(self.learning_rate, bool) or not isinstance(self.learning_rate, (int, float)) or not (
@@ -82,10 +84,6 @@ def _init(name):
     init = tfmot().clustering.keras.CentroidInitialization
     return {"kmeans++": init.KMEANS_PLUS_PLUS, "linear": init.LINEAR, "density": init.DENSITY_BASED,
             "random": init.RANDOM}[name]
-
-
-def _excluded(layer, config):
-    return any(fnmatch.fnmatchcase(layer.name, p) or type(layer).__name__ == p for p in config.exclude)
 
 
 def apply_clustering(model, config):
@@ -101,7 +99,7 @@ def apply_clustering(model, config):
 
     Raises:
         TypeError: `model` is a Keras 3 model.
-        ConfigError: Bad config, or a `per_layer` pattern that matches no layer.
+        ConfigError: Bad config, or a `per_layer` / `exclude` entry that matches no layer.
 
     Example:
         >>> clustered, left_out = tfmm.optimization.apply_clustering(model, {"number_of_clusters": 16})  # doctest: +SKIP
@@ -110,10 +108,7 @@ def apply_clustering(model, config):
     check_keras2(model)
     if isinstance(config, dict):
         config = ClusteringConfig.from_dict(config)
-    names = [layer.name for layer in model.layers]
-    for pattern in config.per_layer:
-        if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
-            raise ConfigError(f"Layer pattern {pattern!r} matches no layer of model {model.name!r}.")
+    excluded = excluded_scope(model, config)
     cluster = tfmot().clustering.keras
     left_out = []
     # Wrap the layers of a copy that already holds the trained weights: the
@@ -130,7 +125,7 @@ def apply_clustering(model, config):
             if isinstance(layer, _NORMALIZATION):  # scales and shifts: nothing to cluster
                 return layer
             reason = f"no clusterable weights in its policy ({policy.reason or type(layer).__name__})"
-        elif _excluded(layer, config):
+        elif excluded.matches(layer):
             reason = "excluded by the recipe"
         if reason is None:
             k = layer_setting(layer.name, config.per_layer, config.per_branch, config.number_of_clusters)

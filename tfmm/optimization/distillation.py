@@ -212,17 +212,18 @@ def distill(student, config, train_data, *, validation_data=None, epochs=None, c
     """
     require_model(student, "student")
     from tfmm.optimization.distribute import strategy_scope
-    from tfmm.optimization.pipeline import _as_dataset, _copy
+    from tfmm.artifacts import copy_model
+    from tfmm.data import as_dataset
 
     if isinstance(config, dict):
         config = DistillationConfig.from_dict(config)
     with strategy_scope(strategy):
         if strategy is not None:
-            student = _copy(student)
+            student = copy_model(student)
         distiller = Distiller(student, config.load_teacher(), temperature=config.temperature, alpha=config.alpha)
         distiller.compile(optimizer=keras.optimizers.Adam(config.learning_rate), metrics=["accuracy"])
-        fit = distiller.fit(_as_dataset(train_data, "train_data"),
-                            validation_data=_as_dataset(validation_data, "validation_data"),
+        fit = distiller.fit(as_dataset(train_data, "train_data", shuffle=True),
+                            validation_data=as_dataset(validation_data, "validation_data"),
                             epochs=epochs or config.epochs, callbacks=list(callbacks), verbose=verbose)
         student.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=distiller.hard_loss,
                         metrics=["accuracy"])

@@ -7,16 +7,16 @@ frequency from the real number of fine-tuning steps, so the last update lands on
 """
 
 import dataclasses
-import fnmatch
-from typing import Dict, Optional, Tuple
-
-import numpy as np
+from typing import Dict, Optional, Tuple, Union
 
 from tfmm._args import require_model
-from tfmm._keras import check_keras2, keras, tfmot, unwrap
+from tfmm._keras import check_keras2, keras, strip_pruning, tfmot, unwrap
 from tfmm.config import Config
 from tfmm.errors import ConfigError
-from tfmm.optimization.policies import find_weight, get_layer_policy, layer_setting
+from tfmm.optimization.policies import get_layer_policy, layer_setting
+from tfmm.optimization.scope import LayerScope, excluded_scope
+# Measuring and keeping sparsity serve every later stage too (own module); users look here.
+from tfmm.optimization.sparsity import SparsityMask, sparsity_report
 
 __all__ = [
     "PruningConfig",
@@ -46,7 +46,9 @@ class PruningConfig(Config):
             `head`), overriding `target_sparsity`.
         per_layer: Targets by layer-name glob pattern (e.g. `"image_stage4_*"`),
             overriding branch targets. A pattern that matches no layer is an error.
-        exclude: Layer-name glob patterns or layer class names never pruned.
+        exclude: Layers never pruned: a `LayerScope` (or its mapping), or a list
+            of layer names, glob patterns and class names (see `LayerScope.parse`).
+            An entry that matches no layer is an error.
         m_by_n: Structured sparsity such as `(2, 4)` (2 zeros in every 4 weights)
             for Conv2D and Dense layers; other prunable layers use `target_sparsity`.
         epochs: Fine-tuning epochs of this stage in a recipe.
@@ -63,7 +65,7 @@ class PruningConfig(Config):
     frequency: Optional[int] = None
     per_branch: Dict[str, float] = dataclasses.field(default_factory=dict)
     per_layer: Dict[str, float] = dataclasses.field(default_factory=dict)
-    exclude: Tuple[str, ...] = ()
+    exclude: Union[Tuple[str, ...], LayerScope] = ()
     m_by_n: Optional[Tuple[int, int]] = None
     epochs: int = 2
 
@@ -80,6 +82,7 @@ class PruningConfig(Config):
             self._fail("initial_sparsity", f"must not exceed target_sparsity={self.target_sparsity}")
         self._check_positive_int("frequency", allow_none=True)
         self._check_positive_int("epochs")
+        LayerScope.parse(self.exclude)
         for field in ("per_branch", "per_layer"):
             mapping = getattr(self, field)
             if not isinstance(mapping, dict):
@@ -139,22 +142,6 @@ def _target_for(layer_name, config):
     return layer_setting(layer_name, config.per_layer, config.per_branch, config.target_sparsity)
 
 
-def _excluded(layer, config):
-    return any(
-        fnmatch.fnmatchcase(layer.name, p) or type(layer).__name__ == p for p in config.exclude
-    )
-
-
-def _check_patterns(model, config):
-    names = [layer.name for layer in model.layers]
-    for pattern in list(config.per_layer) + [p for p in config.exclude if not p[:1].isupper()]:
-        if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
-            raise ConfigError(
-                f"Layer pattern {pattern!r} matches no layer of model {model.name!r}. Layer "
-                f"names look like {names[1:4]}; check the spelling."
-            )
-
-
 def apply_pruning(model, config, *, steps_per_epoch, epochs=None):
     """Wrap the prunable layers of `model` for magnitude pruning.
 
@@ -189,7 +176,7 @@ def apply_pruning(model, config, *, steps_per_epoch, epochs=None):
     if isinstance(config, dict):
         config = PruningConfig.from_dict(config)
     epochs = epochs or config.epochs
-    _check_patterns(model, config)
+    excluded = excluded_scope(model, config)
     begin, end, frequency = pruning_schedule_steps(config, int(steps_per_epoch) * int(epochs))
     sparsity = tfmot().sparsity.keras
 
@@ -207,7 +194,7 @@ def apply_pruning(model, config, *, steps_per_epoch, epochs=None):
     def clone(layer):
         policy = get_layer_policy(layer)
         target = _target_for(layer.name, config)
-        if not policy.prunable or _excluded(layer, config) or target <= 0:
+        if not policy.prunable or excluded.matches(layer) or target <= 0:
             return layer.__class__.from_config(layer.get_config())
         m_by_n = None
         if config.m_by_n and isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
@@ -245,83 +232,4 @@ def strip(model):
     """
     require_model(model, "model")
     check_keras2(model)
-    from tensorflow_model_optimization.python.core.sparsity.keras import pruning_wrapper
-
-    if not any(isinstance(layer, pruning_wrapper.PruneLowMagnitude) for layer in model.layers):
-        return model
-    return tfmot().sparsity.keras.strip_pruning(model)
-
-
-def sparsity_report(model):
-    """Measure the sparsity of every prunable weight of `model`.
-
-    Works on plain, pruning-wrapped and QAT-wrapped models: weights are read
-    from the innermost layer, by the names its policy calls prunable.
-
-    Args:
-        model: A `tf_keras` model.
-
-    Returns:
-        A dict: `layers` maps layer name to `{"weights", "zeros", "sparsity"}`
-        and `overall` is the zero fraction over all prunable weights.
-
-    Example:
-        >>> report = tfmm.optimization.sparsity_report(model)
-        >>> round(report["overall"], 2)  # doctest: +SKIP
-        0.75
-    """
-    require_model(model, "model")
-    check_keras2(model)
-    layers, total, zeros = {}, 0, 0
-    for layer in model.layers:
-        inner = unwrap(layer)
-        policy = get_layer_policy(inner)
-        values = []
-        for attr in policy.prunable:
-            variable = find_weight(layer, attr)
-            if variable is not None:
-                values.append(np.asarray(variable.numpy()).ravel())
-        if not values:
-            continue
-        flat = np.concatenate(values)
-        n_zero = int(np.sum(flat == 0))
-        layers[inner.name] = {"weights": int(flat.size), "zeros": n_zero, "sparsity": n_zero / flat.size}
-        total += flat.size
-        zeros += n_zero
-    return {"layers": layers, "overall": zeros / total if total else 0.0}
-
-
-class SparsityMask(keras.callbacks.Callback):
-    """Keep pruned weights at zero while fine-tuning (e.g. during QAT).
-
-    At the start of training it records which prunable weights are zero, and
-    after every batch it sets them back to zero. tfmm's sparsity-preserving
-    quantizers already mask the layers QAT wraps; this callback also covers the
-    layers QAT leaves float (the LSTM), whose pruned weights would regrow.
-
-    Args:
-        min_sparsity: Only weights at least this sparse are masked.
-
-    Example:
-        >>> qat.fit(ds, epochs=1, callbacks=[tfmm.optimization.SparsityMask()])  # doctest: +SKIP
-    """
-
-    def __init__(self, min_sparsity=0.01):
-        super().__init__()
-        self.min_sparsity = min_sparsity
-        self._masks = []
-
-    def on_train_begin(self, logs=None):
-        self._masks = []
-        for layer in self.model.layers:
-            for attr in get_layer_policy(unwrap(layer)).prunable:
-                variable = find_weight(layer, attr)
-                if variable is None:
-                    continue
-                mask = np.asarray(variable.numpy()) != 0
-                if 1.0 - mask.mean() >= self.min_sparsity:
-                    self._masks.append((variable, mask.astype(variable.dtype.as_numpy_dtype)))
-
-    def on_train_batch_end(self, batch, logs=None):
-        for variable, mask in self._masks:
-            variable.assign(variable * mask)
+    return strip_pruning(model)

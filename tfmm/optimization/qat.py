@@ -10,13 +10,15 @@ scheme level rather than per model:
 """
 
 import dataclasses
+from typing import Tuple, Union
 
 from tfmm._args import require_model
 from tfmm._keras import check_keras2, hub_custom_objects, keras, tfmot, unwrap
 from tfmm.config import Config
 from tfmm.optimization.folding import conv1d_batch_norm_pairs, fold_conv1d_batch_norms, layer_graph
 from tfmm.optimization.policies import get_layer_policy
-from tfmm.optimization.pruning import _copy_weights, _excluded
+from tfmm.optimization.pruning import _copy_weights
+from tfmm.optimization.scope import LayerScope, excluded_scope
 from tfmm.optimization.quantize_configs import ReplicaAllValuesQuantizer, WeightsQuantizeConfig, quantize_custom_objects
 
 __all__ = ["QuantizationConfig", "TfmmQuantizeScheme", "apply_qat", "quantization_plan", "qat_scope"]
@@ -40,7 +42,9 @@ class QuantizationConfig(Config):
     Args:
         preserve_sparsity: Keep pruned weights at zero during QAT (prune-preserving
             QAT). A recipe turns it on when a `prune` stage ran before.
-        exclude: Layer-name glob patterns or class names left float during QAT.
+        exclude: Layers left float during QAT: a `LayerScope` or a list of
+            names, patterns and class names (see `LayerScope.parse`). An entry
+            that matches no layer is an error.
         epochs: Fine-tuning epochs of this stage in a recipe.
         learning_rate: Learning rate of the QAT fine-tuning in a recipe (QAT
             starts from a trained model: a lower rate than training is usual).
@@ -56,7 +60,7 @@ class QuantizationConfig(Config):
     """
 
     preserve_sparsity: bool = False
-    exclude: tuple = ()
+    exclude: Union[Tuple[str, ...], LayerScope] = ()
     epochs: int = 1
     learning_rate: float = 2e-4
     fold_batch_norm: bool = True
@@ -64,6 +68,7 @@ class QuantizationConfig(Config):
     def validate(self):
         self._check_bool("preserve_sparsity")
         self._check_bool("fold_batch_norm")
+        LayerScope.parse(self.exclude)
         self._check_positive_int("epochs")
         if isinstance(self.learning_rate, bool) or not isinstance(self.learning_rate, (int, float)) or not (
             0 < self.learning_rate < 1
@@ -143,6 +148,9 @@ def quantization_plan(model, config=None):
         BatchNormalization after a Conv2D, folded into it at conversion, or after
         a Conv1D, folded into it before QAT when `config.fold_batch_norm`).
 
+    Raises:
+        ConfigError: An `exclude` entry matches no layer of `model`.
+
     Example:
         >>> plan = tfmm.optimization.quantization_plan(model)  # doctest: +SKIP
         >>> [p["layer"] for p in plan if p["mode"] == "float"]  # doctest: +SKIP
@@ -151,8 +159,11 @@ def quantization_plan(model, config=None):
     require_model(model, "model")
     from tfmm.optimization.pruning import strip
 
+    if isinstance(config, dict):
+        config = QuantizationConfig.from_dict(config)
     config = config or QuantizationConfig()
     model = strip(model)  # as `apply_qat` sees it: a wrapped Conv2D would hide its BatchNormalization's fold
+    excluded = excluded_scope(model, config)
     plan = []
     for layer in model.layers:
         if isinstance(layer, keras.layers.InputLayer):
@@ -164,7 +175,7 @@ def quantization_plan(model, config=None):
             ))
             continue
         inner = unwrap(layer)
-        if _excluded(inner, config):
+        if excluded.matches(inner):
             plan.append(dict(layer=inner.name, class_name=type(inner).__name__, mode="float",
                              reason="excluded by the QuantizationConfig"))
             continue
@@ -241,6 +252,7 @@ def apply_qat(model, config=None):
 
     Raises:
         TypeError: `model` is a Keras 3 model.
+        ConfigError: An `exclude` entry matches no layer of `model`.
 
     Example:
         >>> qat = tfmm.optimization.apply_qat(model)
