@@ -80,11 +80,11 @@ def _raw_figures(path, model, test):
 def section_raw_tfmot_image(args, tmp):
     """Image-only model: TFMOT's documented QAT and prune -> PQAT paths vs tfmm, same run."""
     from tfmm._keras import keras, tfmot
+    from tfmm.artifacts import copy_model
     from tfmm.export import export_tflite
     from tfmm.optimization import optimize
 
     model, data, _ = train_default(args.epochs, modalities=("image",))
-    weights = model.get_weights()
     x_train, y_train = data["train"]
     calib = data["validation"][0]["image"]
     q = tfmot().quantization.keras
@@ -92,9 +92,7 @@ def section_raw_tfmot_image(args, tmp):
     out = {"keras_float_accuracy": keras_accuracy(model, data["test"])}
 
     def fresh():
-        clone = keras.models.clone_model(model)
-        clone.set_weights(weights)
-        return clone
+        return copy_model(model)
 
     def raw_qat():
         qat = q.quantize_model(fresh())

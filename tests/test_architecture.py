@@ -74,3 +74,11 @@ def test_modules_over_300_lines_say_why_in_their_opening_docstring():
             doc = ast.get_docstring(ast.parse(text)) or ""
             long[module] = "Length:" in doc
     assert all(long.values()), [m for m, ok in long.items() if not ok]
+
+
+def test_the_readme_policy_table_is_the_registry():
+    from tfmm.optimization.policies import policy_table_markdown
+
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    assert policy_table_markdown() in readme, "run: python scripts/policy_table.py"

@@ -106,3 +106,28 @@ def test_every_recipe_stage_has_a_stage_class():
     assert all(issubclass(kind, Stage) and kind.name == name for name, kind in STAGE_TYPES.items())
     with pytest.raises(NotImplementedError):
         Stage(None).run(None, None)
+
+
+def test_the_pruning_plan_names_every_layer_left_dense_with_why(model):
+    from tfmm.optimization.pruning import pruning_plan
+
+    plan = {p["layer"]: p for p in pruning_plan(model, {"target_sparsity": 0.6, "exclude": {"branches": ["audio"]},
+                                                        "per_layer": {"head_*": 0.0}})}
+    audio = [p for n, p in plan.items() if n.startswith("audio_")]
+    assert audio and all(p["target"] == 0.0 and p["reason"] for p in audio)
+    assert all("excluded" in p["reason"] for p in audio if p["class_name"] == "Conv1D")
+    assert plan["head_output"]["target"] == 0.0 and "target sparsity 0" in plan["head_output"]["reason"]
+    norms = [p for p in plan.values() if p["class_name"] == "BatchNormalization"]
+    assert norms and all(p["target"] == 0.0 and "no prunable weights" in p["reason"] for p in norms)
+    assert plan["text_lstm1"]["target"] == 0.6 and not plan["text_lstm1"]["reason"]
+
+
+def test_layers_pruned_well_short_of_their_target_are_reported():
+    from tfmm.optimization.stages import _short_of_target
+
+    plan = [{"layer": "stem", "class_name": "Conv2D", "target": 0.5, "reason": ""},
+            {"layer": "dense", "class_name": "Dense", "target": 0.5, "reason": ""},
+            {"layer": "bn", "class_name": "BatchNormalization", "target": 0.0, "reason": "no prunable weights"}]
+    left = _short_of_target(plan, {"stem": 0.0, "dense": 0.5}, PruningConfig(target_sparsity=0.5, m_by_n=(2, 4)))
+    assert [e["layer"] for e in left] == ["stem", "bn"]
+    assert "reached sparsity 0.00 of its 0.50 target" in left[0]["reason"] and "2:4" in left[0]["reason"]

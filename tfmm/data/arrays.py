@@ -4,7 +4,7 @@ import numpy as np
 
 from tfmm.errors import DataError
 
-__all__ = ["INPUT_DTYPES", "input_specs", "validate_arrays"]
+__all__ = ["INPUT_DTYPES", "input_specs", "named_features", "validate_arrays"]
 
 # What the builders' inputs expect: floats for pixels and samples, int32 token ids.
 INPUT_DTYPES = {"image": "float32", "text": "int32", "audio": "float32"}
@@ -97,11 +97,50 @@ def _cast(name, array, dtype):
     return array.astype(dtype)
 
 
+def named_features(features, model):
+    """Return `features` keyed by input name: lists map by the model's input order.
+
+    Args:
+        features: A dict, a list / tuple of arrays (one per input of `model`, in
+            order), or one array (a one-input `model`).
+        model: The `tf_keras.Model` the features are for, or None.
+
+    Returns:
+        A dict (or `features` unchanged when there is nothing to map).
+
+    Raises:
+        DataError: A list whose length differs from the model's inputs, or a
+            list without a model to name its entries.
+
+    Example:
+        >>> x = tfmm.data.arrays.named_features([tokens, pixels], model)  # doctest: +SKIP
+    """
+    if isinstance(features, np.ndarray) and model is not None and len(model.inputs) == 1:
+        return {next(iter(input_specs(model))): features}
+    if not isinstance(features, (list, tuple)):
+        return features
+    if model is None:
+        raise DataError(
+            "tfmm expects a dict of arrays: features must be a non-empty dict keyed by input name, or a "
+            f"list in the model's input order with `model=` (or `reference_model=`). Received: a "
+            f"{type(features).__name__} of {len(features)} entries and no model to name them."
+        )
+    names = list(input_specs(model))
+    if len(features) != len(names):
+        raise DataError(
+            f"Features given as a {type(features).__name__} of {len(features)} arrays, but model "
+            f"{model.name!r} has {len(names)} inputs {names}; pass one array per input, in that order."
+        )
+    return dict(zip(names, features))
+
+
 def validate_arrays(features, labels=None, *, model=None, num_classes=None, task="multiclass"):
     """Check features (and labels) and cast them to the dtypes the model expects.
 
     Args:
-        features: Dict `{input_name: array}`, all with the same first dimension.
+        features: Dict `{input_name: array}`, all with the same first dimension;
+            with `model`, also a list / tuple in the order of its inputs, or one
+            array for a one-input model.
         labels: Optional labels: integer class ids (multiclass) or a 0/1 matrix
             (multilabel).
         model: Optional `tf_keras.Model`: keys, shapes and dtypes must match its inputs.
@@ -119,8 +158,7 @@ def validate_arrays(features, labels=None, *, model=None, num_classes=None, task
     Example:
         >>> x, y = tfmm.data.validate_arrays({"image": images}, labels, num_classes=10)  # doctest: +SKIP
     """
-    if isinstance(features, (list, tuple)) and model is not None and len(features) == len(model.inputs):
-        features = dict(zip(input_specs(model), features))  # list-input models: by input order
+    features = named_features(features, model)
     if not isinstance(features, dict) or not features:
         raise DataError(
             "features must be a non-empty dict keyed by input name (image, text, audio). "

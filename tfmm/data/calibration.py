@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from tfmm.data.arrays import input_specs, validate_arrays
+from tfmm.data.arrays import named_features, validate_arrays
 from tfmm.data.datasets import as_arrays
 from tfmm.errors import DataError
 
@@ -19,8 +19,9 @@ def representative_dataset(data, *, num_samples=100, model=None):
 
     Args:
         data: Dict of arrays, `(features, labels)`, or a `tf.data.Dataset`
-            (batched or not) of feature dicts or `(features, labels)`; for a
-            `model` with one input, also a bare array.
+            (batched or not) of feature dicts or `(features, labels)`; with a
+            `model`, also a list of arrays in its input order (list-input
+            models) or a bare array (one-input models).
         num_samples: How many examples to draw (the first ones, deterministic).
         model: Optional `tf_keras.Model`; keys, shapes and dtypes follow its inputs.
 
@@ -38,9 +39,9 @@ def representative_dataset(data, *, num_samples=100, model=None):
     """
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples <= 0:
         raise DataError(f"`num_samples` must be a positive integer. Received: {num_samples!r}")
-    if isinstance(data, np.ndarray) and model is not None and len(model.inputs) == 1:
-        data = {next(iter(input_specs(model))): data}
-    features, _ = as_arrays(data, limit=num_samples)
+    if model is not None and isinstance(data, (np.ndarray, list)):
+        data = named_features(data, model)  # one array, or one array per input in order
+    features, _ = as_arrays(data, limit=num_samples, model=model)
     count = len(next(iter(features.values()))) if features else 0
     if not count:
         raise DataError("representative_dataset got no examples: the data is empty.")

@@ -8,7 +8,7 @@ arrays" into what a stage needs: `as_arrays` (verification, calibration),
 import numpy as np
 import tensorflow as tf
 
-from tfmm.data.arrays import validate_arrays
+from tfmm.data.arrays import named_features, validate_arrays
 from tfmm.errors import DataError
 
 __all__ = ["as_arrays", "as_dataset", "from_arrays"]
@@ -30,7 +30,7 @@ def _dataset_examples(dataset):
             yield {k: v[i] for k, v in x.items()}, (None if y is None else y[i])
 
 
-def as_arrays(data, *, limit=None):
+def as_arrays(data, *, limit=None, model=None):
     """Turn any accepted data form into numpy `(features, labels)`.
 
     Args:
@@ -38,6 +38,8 @@ def as_arrays(data, *, limit=None):
             `tf.data.Dataset` (batched or not) of feature dicts or
             `(features, labels)` pairs.
         limit: Keep only the first `limit` examples (a dataset is read no further).
+        model: Optional model whose input order names features given as a list
+            (list-input models) or as one array (one-input models).
 
     Returns:
         `(features, labels)`: a dict of arrays, and labels or None.
@@ -48,10 +50,10 @@ def as_arrays(data, *, limit=None):
     Example:
         >>> x, y = tfmm.data.as_arrays(tfmm.data.from_arrays(features, labels), limit=10)  # doctest: +SKIP
     """
-    if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], dict):
-        features, labels = data
-    elif isinstance(data, dict):
-        features, labels = data, None
+    if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], (dict, list, tuple, np.ndarray)):
+        features, labels = named_features(data[0], model), data[1]
+    elif isinstance(data, (dict, list)):
+        features, labels = named_features(data, model), None
     elif isinstance(data, tf.data.Dataset):
         examples = []
         for example in _dataset_examples(data):
@@ -65,8 +67,13 @@ def as_arrays(data, *, limit=None):
         labels = np.stack([y for _, y in examples]) if has_labels else None
     else:
         raise DataError(
-            "tfmm expects a dict of arrays, (features, labels) or a tf.data.Dataset. "
-            f"Received: {type(data).__name__}"
+            "tfmm expects a dict of arrays (or, with a model, a list in its input order), "
+            f"(features, labels) or a tf.data.Dataset. Received: {type(data).__name__}"
+        )
+    if not isinstance(features, dict):
+        raise DataError(
+            f"Features must be a dict keyed by input name. Received: {type(features).__name__}; for a model "
+            "with one input or list inputs, pass `model=` so tfmm can name them."
         )
     if limit is not None:
         features = {k: np.asarray(v)[:limit] for k, v in features.items()}

@@ -183,7 +183,7 @@ def select_int8(saved_model_dir, calibration, model, config, validation_data=Non
                                                   per_channel_dense=config.per_channel_dense)
     finish = compact_tflite if config.compact else (lambda content: content)
     if config.max_accuracy_drop is not None:
-        features, labels = as_arrays(validation_data)
+        features, labels = as_arrays(validation_data, model=model)
         target = keras_accuracy(model, (features, labels)) - config.max_accuracy_drop
         return select_for_accuracy(
             calibrated, lambda path: verify_tflite(path, (features, labels)).accuracy, target,

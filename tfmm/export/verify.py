@@ -47,7 +47,8 @@ def verify_tflite(path, data, *, reference_model=None, max_examples=None, progre
 
     Args:
         path: The `.tflite` file.
-        data: `(features, labels)`, a dict of features, or a batched dataset.
+        data: `(features, labels)`, a dict of features, or a batched dataset;
+            with `reference_model`, features may be a list in its input order.
         reference_model: Optional Keras model to compare with (agreement, errors).
         max_examples: Run only the first N examples.
         progress: Show a progress bar.
@@ -68,7 +69,7 @@ def verify_tflite(path, data, *, reference_model=None, max_examples=None, progre
     if reference_model is not None:
         require_model(reference_model, "reference_model")
     runner = TFLiteRunner(path)
-    features, labels = as_arrays(data, limit=max_examples)
+    features, labels = as_arrays(data, limit=max_examples, model=reference_model)
     if not features:
         raise DataError("verify_tflite got no examples: the data is empty.")
     num_classes = int(runner.output_details[next(iter(runner.output_details))]["shape"][-1])

@@ -22,6 +22,7 @@ __all__ = [
     "PruningConfig",
     "SparsityMask",
     "apply_pruning",
+    "pruning_plan",
     "pruning_schedule_steps",
     "sparsity_report",
     "strip",
@@ -142,6 +143,46 @@ def _target_for(layer_name, config):
     return layer_setting(layer_name, config.per_layer, config.per_branch, config.target_sparsity)
 
 
+def pruning_plan(model, config, *, excluded=None):
+    """Say, for every layer with weights, what pruning will do to it and why.
+
+    Args:
+        model: A `tf_keras` model.
+        config: A `PruningConfig` (or dict).
+        excluded: The checked `exclude` scope, when the caller has it already.
+
+    Returns:
+        `[{"layer", "class_name", "target", "reason"}]`: `target` 0.0 with a
+        `reason` for the layers left dense (no prunable weights in the layer's
+        policy, excluded, or a zero target).
+
+    Raises:
+        ConfigError: A `per_layer` or `exclude` entry matches no layer.
+
+    Example:
+        >>> [p["layer"] for p in pruning_plan(model, PruningConfig()) if not p["target"]]  # doctest: +SKIP
+        ['image_stem_bn', 'text_embedding']
+    """
+    if isinstance(config, dict):
+        config = PruningConfig.from_dict(config)
+    excluded = excluded if excluded is not None else excluded_scope(model, config)
+    plan = []
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        policy = get_layer_policy(unwrap(layer))
+        target, reason = _target_for(layer.name, config), ""
+        if not policy.prunable:
+            target, reason = 0.0, f"no prunable weights in its policy ({policy.reason or 'normalization / scales'})"
+        elif excluded.matches(layer):
+            target, reason = 0.0, "excluded by the PruningConfig"
+        elif target <= 0:
+            reason = "target sparsity 0 for it (per_branch / per_layer)"
+        plan.append({"layer": layer.name, "class_name": type(unwrap(layer)).__name__, "target": float(target),
+                     "reason": reason})
+    return plan
+
+
 def apply_pruning(model, config, *, steps_per_epoch, epochs=None):
     """Wrap the prunable layers of `model` for magnitude pruning.
 
@@ -191,10 +232,12 @@ def apply_pruning(model, config, *, steps_per_epoch, epochs=None):
             frequency=frequency,
         )
 
+    targets = {entry["layer"]: entry["target"] for entry in pruning_plan(model, config, excluded=excluded)
+               if entry["target"] > 0}
+
     def clone(layer):
-        policy = get_layer_policy(layer)
-        target = _target_for(layer.name, config)
-        if not policy.prunable or excluded.matches(layer) or target <= 0:
+        target = targets.get(layer.name, 0.0)
+        if target <= 0:
             return layer.__class__.from_config(layer.get_config())
         m_by_n = None
         if config.m_by_n and isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):

@@ -14,7 +14,7 @@ from tfmm._keras import keras
 from tfmm.artifacts import copy_model
 from tfmm.errors import ConfigError
 from tfmm.optimization.clustering import ClusterPreserve, apply_clustering, cluster_report, strip_clustering
-from tfmm.optimization.pruning import SparsityMask, apply_pruning, sparsity_report, strip
+from tfmm.optimization.pruning import SparsityMask, apply_pruning, pruning_plan, sparsity_report, strip
 from tfmm.optimization.qat import apply_qat, quantization_plan, qat_scope
 from tfmm.optimization.scope import excluded_scope
 
@@ -198,13 +198,31 @@ class PruneStage(Stage):
 
     def run(self, context, model):
         config = self.config
+        plan = pruning_plan(model, config)
         pruned, callbacks = apply_pruning(model, config, steps_per_epoch=context.steps, epochs=config.epochs)
         pruned, history = context.fit(self.name, pruned, config.epochs, context.recipe.learning_rate, callbacks)
         model = context.compile(strip(pruned), context.recipe.learning_rate)
         sparsity = sparsity_report(model)
+        achieved = {k: v["sparsity"] for k, v in sparsity["layers"].items()}
         return model, history, StageReport(
             self.name, context.evaluate(model), sparsity=sparsity["overall"],
-            details={"layer_sparsity": {k: v["sparsity"] for k, v in sparsity["layers"].items()}})
+            left_out=tuple(_short_of_target(plan, achieved, config)), details={"layer_sparsity": achieved})
+
+
+def _short_of_target(plan, achieved, config):
+    """Layers with weights that pruning left dense or well short of their target, each with why."""
+    out = []
+    for entry in plan:
+        reached = achieved.get(entry["layer"], 0.0)
+        if not entry["target"]:
+            out.append({k: entry[k] for k in ("layer", "class_name", "reason")})
+        elif reached < entry["target"] / 2:
+            why = f"reached sparsity {reached:.2f} of its {entry['target']:.2f} target"
+            if config.m_by_n:
+                why += (f"; {config.m_by_n[0]}:{config.m_by_n[1]} structure applies to Conv2D / Dense kernels "
+                        "whose input dimension TFMOT can group (a 1-channel stem cannot be)")
+            out.append({"layer": entry["layer"], "class_name": entry["class_name"], "reason": why})
+    return out
 
 
 class ClusterStage(Stage):
