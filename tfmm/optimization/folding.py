@@ -20,6 +20,27 @@ from tfmm._keras import keras
 __all__ = ["conv1d_batch_norm_pairs", "fold_conv1d_batch_norms", "layer_graph"]
 
 
+def _tensor_refs(value, out):
+    """Collect the layer names of every `[name, node_index, tensor_index, ...]` reference in `value`.
+
+    Inbound nodes come as lists of such references, as one bare reference (a
+    `TFOpLambda` such as `a + b`), and with more references inside call keyword
+    arguments (`MultiHeadAttention(query, value=...)`, `tf.add(x, y=...)`).
+    """
+    if isinstance(value, (list, tuple)):
+        if len(value) >= 3 and isinstance(value[0], str) and isinstance(value[1], int):
+            if value[0] not in out:
+                out.append(value[0])
+            for extra in value[3:]:
+                _tensor_refs(extra, out)
+            return
+        for item in value:
+            _tensor_refs(item, out)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _tensor_refs(item, out)
+
+
 def layer_graph(model):
     """Return `(inputs, consumers)`: `{layer_name: [names it reads]}` and `{layer_name: count of readers}`.
 
@@ -41,8 +62,7 @@ def layer_graph(model):
     inputs, consumers = {}, {}
     for entry in model.get_config()["layers"]:
         names = []
-        for node in entry.get("inbound_nodes") or []:
-            names += [item[0] for item in node] if isinstance(node, list) else []
+        _tensor_refs(entry.get("inbound_nodes") or [], names)
         inputs[entry["name"]] = names
         for name in names:
             consumers[name] = consumers.get(name, 0) + 1

@@ -19,21 +19,13 @@ from tfmm.optimization.folding import conv1d_batch_norm_pairs, fold_conv1d_batch
 from tfmm.optimization.policies import get_layer_policy
 from tfmm.optimization.pruning import _copy_weights
 from tfmm.optimization.scope import LayerScope, excluded_scope
-from tfmm.optimization.quantize_configs import ReplicaAllValuesQuantizer, WeightsQuantizeConfig, quantize_custom_objects
+from tfmm.optimization.quantize_configs import WeightsQuantizeConfig, quantize_custom_objects
+from tfmm.optimization.quantize_scheme import TfmmQuantizeScheme
+from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+    default_8bit_quantize_registry as registry8,
+)
 
 __all__ = ["QuantizationConfig", "TfmmQuantizeScheme", "apply_qat", "quantization_plan", "qat_scope"]
-
-from tensorflow_model_optimization.python.core.quantization.keras import quantize_scheme  # noqa: E402
-from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (  # noqa: E402
-    default_8bit_quantize_layout_transform as layout8,
-    default_8bit_quantize_registry as registry8,
-    default_8bit_transforms as transforms8,
-)
-from tensorflow_model_optimization.python.core.quantization.keras.graph_transformations import (  # noqa: E402
-    model_transformer,
-    transforms,
-)
-
 
 @dataclasses.dataclass(frozen=True)
 class QuantizationConfig(Config):
@@ -76,65 +68,6 @@ class QuantizationConfig(Config):
             self._fail("learning_rate", "must be a number in (0, 1)")
 
 
-class _FloatInputLayerQuantize(transforms8.InputLayerQuantize):
-    """Quantize float inputs only (token ids stay int32), with replica-consistent ranges."""
-
-    def pattern(self):
-        return transforms.LayerPattern("InputLayer", config={"dtype": "float32"})
-
-    def replacement(self, match_layer):
-        node = super().replacement(match_layer)
-        quantizer = ReplicaAllValuesQuantizer()
-        node.layer["config"]["quantizer"] = {"class_name": type(quantizer).__name__, "config": quantizer.get_config()}
-        return node
-
-
-class _LayoutTransform(layout8.Default8BitQuantizeLayoutTransform):
-    def apply(self, model, layer_quantize_map):
-        # TFMOT's own list, with its InputLayerQuantize swapped for the float-only one.
-        names = (
-            "SeparableConv1DQuantize", "SeparableConvQuantize",
-            "Conv2DReshapeBatchNormReLUQuantize", "Conv2DReshapeBatchNormActivationQuantize",
-            "Conv2DBatchNormReLUQuantize", "Conv2DBatchNormActivationQuantize",
-            "Conv2DReshapeBatchNormQuantize", "Conv2DBatchNormQuantize",
-            "ConcatTransform6Inputs", "ConcatTransform5Inputs", "ConcatTransform4Inputs",
-            "ConcatTransform3Inputs", "ConcatTransform", "DenseBatchNormQuantize",
-            "DenseBatchNormReLUQuantize", "DenseBatchNormActivationQuantize",
-            "LayerReLUQuantize", "LayerReluActivationQuantize",
-        )
-        steps = [_FloatInputLayerQuantize()] + [getattr(transforms8, n)() for n in names]
-        return model_transformer.ModelTransformer(
-            model, steps, set(layer_quantize_map.keys()), layer_quantize_map
-        ).transform()
-
-
-class TfmmQuantizeScheme(quantize_scheme.QuantizeScheme):
-    """TFMOT's default 8-bit scheme, with float-only input quantization.
-
-    Args:
-        preserve_sparsity: Use TFMOT's prune-preserving registry for the layers
-            its default registry handles (Conv2D, Dense).
-
-    Example:
-        >>> scheme = tfmm.optimization.TfmmQuantizeScheme(preserve_sparsity=True)
-    """
-
-    def __init__(self, preserve_sparsity=False):
-        self.preserve_sparsity = preserve_sparsity
-
-    def get_layout_transformer(self):
-        return _LayoutTransform()
-
-    def get_quantize_registry(self):
-        if self.preserve_sparsity:
-            from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.prune_preserve import (
-                prune_preserve_quantize_registry,
-            )
-
-            return prune_preserve_quantize_registry.Default8bitPrunePreserveQuantizeRegistry()
-        return registry8.Default8BitQuantizeRegistry()
-
-
 def quantization_plan(model, config=None):
     """Say, for every layer, how QAT will treat it and why.
 
@@ -146,7 +79,10 @@ def quantization_plan(model, config=None):
         A list of dicts `{"layer", "class_name", "mode", "reason"}` where mode is one of
         `default`, `weights`, `output`, `float`, `input`, or `folded` (a
         BatchNormalization after a Conv2D, folded into it at conversion, or after
-        a Conv1D, folded into it before QAT when `config.fold_batch_norm`).
+        a Conv1D, folded into it before QAT when `config.fold_batch_norm`). A
+        layer whose output feeds only float layers keeps that output float
+        (`weights` mode with `"quantize_output": False` and its `"weight_attrs"`,
+        or `float` without weights): int8 files were wrong otherwise.
 
     Raises:
         ConfigError: An `exclude` entry matches no layer of `model`.
@@ -182,7 +118,57 @@ def quantization_plan(model, config=None):
         policy = get_layer_policy(inner)
         plan.append(dict(layer=inner.name, class_name=type(inner).__name__, mode=policy.quantize,
                          reason=policy.reason))
-    return _mark_folded_batch_norms(model, plan, fold_conv1d=config.fold_batch_norm)
+    return _keep_float_inputs_float(model, _mark_folded_batch_norms(model, plan, fold_conv1d=config.fold_batch_norm))
+
+
+def _keep_float_inputs_float(model, plan):
+    """Leave float the output of every layer that feeds only layers left float.
+
+    Measured: a GRU left float behind an Embedding whose output QAT fake-quantized
+    gave an int8 file at chance (0.41 agreement with the Keras model; 0.99 with the
+    Embedding's output float), and a `MultiHeadAttention` behind a quantized
+    Reshape did not convert at all (its FULLY_CONNECTED got an int8 input with
+    float weights). So, until nothing changes: a layer with weights keeps its
+    fake-quantized weights but not its output (mode `weights`, `quantize_output`
+    False); a layer without weights is left float.
+    """
+    inputs, _ = layer_graph(model)
+    readers = {}
+    for name, sources in inputs.items():
+        for source in sources:
+            readers.setdefault(source, []).append(name)
+    entries = {p["layer"]: p for p in plan}
+    changed = True
+    while changed:
+        changed = False
+        for entry in plan:
+            users = readers.get(entry["layer"], [])
+            if entry["mode"] in ("float", "input", "folded") or entry.get("quantize_output") is False or not users:
+                continue
+            if not all(entries.get(user, {}).get("mode") == "float" for user in users):
+                continue
+            attrs = _weight_attrs(model.get_layer(entry["layer"]), entry["mode"])
+            why = f"its output feeds only layers left float ({', '.join(users[:3])})"
+            if attrs:
+                entry.update(mode="weights", weight_attrs=list(attrs), quantize_output=False,
+                             reason=f"weights fake-quantized, output left float: {why}")
+            else:
+                entry.update(mode="float", reason=f"left float: {why}")
+            changed = True
+    return plan
+
+
+def _weight_attrs(layer, mode):
+    """The weights QAT fake-quantizes in `layer` (TFMOT's choice for `default` layers)."""
+    inner = unwrap(layer)
+    if mode == "weights":
+        return get_layer_policy(inner).weight_attrs
+    if mode != "default" or not inner.weights:
+        return ()
+    registry = registry8.Default8BitQuantizeRegistry()
+    if not registry.supports(inner):
+        return ()
+    return tuple(getattr(registry.get_quantize_config(inner), "weight_attrs", ()))
 
 
 def _mark_folded_batch_norms(model, plan, fold_conv1d):
@@ -266,7 +252,8 @@ def apply_qat(model, config=None):
         config = QuantizationConfig.from_dict(config)
     config = config or QuantizationConfig()
     model = strip(model)
-    modes = {p["layer"]: p["mode"] for p in quantization_plan(model, config)}
+    entries = {p["layer"]: p for p in quantization_plan(model, config)}
+    modes = {name: p["mode"] for name, p in entries.items()}
     folded = {bn: conv for bn, conv in conv1d_batch_norm_pairs(model).items() if modes.get(bn) == "folded"}
     model = fold_conv1d_batch_norms(model, folded)
     annotate = tfmot().quantization.keras.quantize_annotate_layer
@@ -278,10 +265,10 @@ def apply_qat(model, config=None):
             return fresh
         if mode in ("default", "folded"):  # TFMOT's registry / transforms configure these
             return annotate(fresh)
-        policy = get_layer_policy(layer)
+        policy, entry = get_layer_policy(layer), entries[layer.name]
         qconfig = WeightsQuantizeConfig(
-            policy.weight_attrs if mode == "weights" else (),
-            quantize_output=policy.quantize_output if mode == "weights" else True,
+            tuple(entry.get("weight_attrs") or policy.weight_attrs) if mode == "weights" else (),
+            quantize_output=entry.get("quantize_output", policy.quantize_output) if mode == "weights" else True,
             preserve_sparsity=config.preserve_sparsity,
         )
         return annotate(fresh, quantize_config=qconfig)
