@@ -9,8 +9,8 @@ EXPECTED = {
         "AudioBranchConfig", "FusionConfig", "ImageBranchConfig", "LogMelSpectrogram",
         "MultimodalConfig", "TextBranchConfig", "apply_audio_branch", "apply_fusion",
         "apply_head", "apply_image_branch", "apply_text_branch", "build_multimodal_model",
-        "compile_model", "default_loss", "default_metrics", "get_preset", "list_presets", "student_config",
-        "load_model", "model_inputs",
+        "compile_model", "default_loss", "default_metrics", "flatten_model", "get_preset", "list_presets",
+        "student_config", "load_model", "model_inputs", "nested_models",
     ],
     "tfmm.errors": [
         "ConfigError", "DataError", "ExportError", "KerasVersionError", "SecurityError", "TfmmError",

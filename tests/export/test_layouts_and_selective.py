@@ -196,6 +196,21 @@ def test_accuracy_search_keeps_the_fewest_tensors_float():
     assert content == b"0" and selection.kept_float == () and selection.final == 0.9
 
 
+def test_candidates_litert_cannot_prepare_are_skipped_and_said():
+    def accuracy(path):
+        kept = int(open(path, "rb").read())
+        if kept in (1, 2):  # e.g. a zero-scale tensor XNNPACK refuses
+            raise ExportError(f"{path!r} is not a readable TFLite model")
+        return 0.9 if kept >= 3 else 0.5
+
+    said = []
+    content, selection = select_for_accuracy(_FakeCalibrated(3), accuracy, 0.85, progress=said.append)
+    assert content == b"3" and len(selection.kept_float) == 3
+    assert [figure for _, figure in selection.trials][:3] == [0.5, None, None]
+    assert sum("candidate skipped: LiteRT cannot prepare it" in line for line in said) == 2
+    assert any("fails to prepare" in line for line in said)
+
+
 def test_unreachable_accuracy_is_an_export_error():
     with pytest.raises(ExportError, match="could not reach accuracy 0.9500: full int8 gave 0.5000"):
         select_for_accuracy(_FakeCalibrated(99), _accuracy(99), 0.95)

@@ -112,3 +112,40 @@ def test_an_attention_model_with_layer_norm_and_a_residual_add_exports_verified_
     left = {e["layer"] for e in result.stage_reports["quantize"].left_out}
     assert {"text_attention", "text_norm"} <= left  # named, with reasons, not silently skipped
     assert report.agreement >= 0.95 and report.accuracy > 0.8
+
+
+def test_flatten_model_inlines_nested_submodels_with_their_weights():
+    inner_in = keras.Input((4,))
+    inner = keras.Model(inner_in, keras.layers.Dense(3, name="bb_dense")(inner_in), name="bb")
+    head = keras.Sequential([keras.layers.Dense(2, name="seq_1"), keras.layers.Dense(2, name="seq_2")], name="seq")
+    x = keras.Input((4,), name="x")
+    model = keras.Model(x, keras.layers.Dense(2, name="out")(head(inner(x))))
+    assert tfmm.models.nested_models(model) == ["bb", "seq"]
+    flat = tfmm.models.flatten_model(model)
+    assert [layer.name for layer in flat.layers] == ["x", "bb_dense", "seq_1", "seq_2", "out"]
+    assert tfmm.models.nested_models(flat) == [] and tfmm.models.flatten_model(flat) is flat
+    data = np.random.default_rng(0).normal(size=(5, 4)).astype("float32")
+    np.testing.assert_allclose(flat.predict(data, verbose=0), model.predict(data, verbose=0), atol=1e-6)
+
+
+@pytest.mark.slow
+def test_a_nested_backbone_is_pruned_inside_and_exports_verified_int8(tmp_path):
+    keras.utils.set_random_seed(0)
+    image = keras.Input((12, 12, 1))
+    h = keras.layers.Conv2D(8, 3, name="backbone_conv")(image)
+    h = keras.layers.ReLU()(keras.layers.BatchNormalization(name="backbone_bn")(h))
+    backbone = keras.Model(image, keras.layers.GlobalAveragePooling2D()(h), name="backbone")
+    tokens = keras.Input((8,), dtype="int32", name="tokens")
+    pixels = keras.Input((12, 12, 1), name="pixels")
+    t = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(24, 8)(tokens))
+    out = keras.layers.Dense(3, activation="softmax")(keras.layers.Concatenate()([t, backbone(pixels)]))
+    model = keras.Model([tokens, pixels], out)
+    model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy", ["accuracy"])
+    (x, y), test = _data(384, 0), _data(128, 1)
+    model.fit(x, y, batch_size=32, epochs=4, verbose=0)
+    result, report = _prune_qat_int8(model, (x, y), test, str(tmp_path / "nested.tflite"))
+    assert result.report["flattened"] == ["backbone"]
+    assert abs(result.stage_reports["prune"].details["layer_sparsity"]["backbone_conv"] - 0.5) <= 0.02
+    plan = {p["layer"]: p["mode"] for p in result.report["stages"]["quantize"]["plan"]}
+    assert plan["backbone_conv"] == "default" and plan["backbone_bn"] == "folded"  # inside the backbone too
+    assert report.agreement >= 0.95 and report.reference_accuracy > 0.5  # 3 classes: chance is 1/3

@@ -49,12 +49,22 @@ class Selection:
         return dataclasses.asdict(self)
 
 
-def _scored(content, score):
+def _scored(content, score, say=None):
+    """`score(path)` of a candidate file, or None (said, then skipped) when LiteRT cannot prepare it."""
     with scratch_dir("candidate") as folder:
         path = os.path.join(folder, "candidate.tflite")
         with open(path, "wb") as f:
             f.write(content)
-        return score(path)
+        try:
+            return score(path)
+        except ExportError as e:
+            if say is not None:
+                say(f"candidate skipped: LiteRT cannot prepare it ({str(e).splitlines()[0][:200]})")
+            return None
+
+
+def _figure(value):
+    return "fails to prepare" if value is None else f"{value:.4f}"
 
 
 def select_for_accuracy(calibrated, accuracy_of, target, *, progress=None, finish=None):
@@ -76,18 +86,18 @@ def select_for_accuracy(calibrated, accuracy_of, target, *, progress=None, finis
     say = progress or (lambda message: None)
     finish = finish or (lambda content: content)
     content = finish(calibrated.quantize())
-    baseline = _scored(content, accuracy_of)
+    baseline = _scored(content, accuracy_of, say)
     trials = [((), baseline)]
-    if baseline >= target:
+    if baseline is not None and baseline >= target:
         return content, Selection("accuracy", (), baseline, baseline, target, tuple(trials))
     ranked = [name for name, _, _ in calibrated.ranked_tensors()]
 
     def attempt(k):
         candidate = finish(calibrated.quantize(denylisted_nodes=ranked[:k]))
-        accuracy = _scored(candidate, accuracy_of)
+        accuracy = _scored(candidate, accuracy_of, say)
         trials.append((tuple(ranked[:k]), accuracy))
-        say(f"{k} tensor(s) float: accuracy {accuracy:.4f} (target {target:.4f})")
-        return candidate, accuracy
+        say(f"{k} tensor(s) float: accuracy {_figure(accuracy)} (target {target:.4f})")
+        return candidate, (-1.0 if accuracy is None else accuracy)  # a file that does not prepare never wins
 
     low, k, found = 0, 1, None
     while k <= len(ranked):
@@ -103,7 +113,7 @@ def select_for_accuracy(calibrated, accuracy_of, target, *, progress=None, finis
     if found is None:
         raise ExportError(
             f"Selective int8 could not reach accuracy {target:.4f}: full int8 gave "
-            f"{baseline:.4f} and every ranked tensor left float gave {trials[-1][1]:.4f}. "
+            f"{_figure(baseline)} and every ranked tensor left float gave {_figure(trials[-1][1])}. "
             "Raise `max_accuracy_drop`, fine-tune with QAT (tfmm.optimization), or use "
             "quantization='dynamic'."
         )
@@ -133,15 +143,16 @@ def select_for_latency(calibrated, latency_of, *, progress=None, finish=None):
     say = progress or (lambda message: None)
     finish = finish or (lambda content: content)
     content = finish(calibrated.quantize())
-    baseline = best = _scored(content, latency_of)
-    op_types = _scored(content, lambda path: inspect_tflite(path).op_histogram)  # the full-int8 file's ops
+    baseline = _scored(content, latency_of, say)
+    best = float("inf") if baseline is None else baseline  # any candidate that prepares beats one that does not
+    op_types = _scored(content, lambda path: inspect_tflite(path).op_histogram) or {}  # the full-int8 file's ops
     kept, trials = [], [((), baseline)]
     for op in sorted(op for op in op_types if op not in _BOUNDARY_OPS):
         candidate = finish(calibrated.quantize(denylisted_ops=kept + [op]))
-        latency = _scored(candidate, latency_of)
+        latency = _scored(candidate, latency_of, say)
         trials.append((tuple(kept + [op]), latency))
-        say(f"{op} float: p50 {latency:.3f} ms (best so far {best:.3f} ms)")
-        if latency < best * _FASTER:
+        say(f"{op} float: p50 {_figure(latency)} ms (best so far {best:.3f} ms)")
+        if latency is not None and latency < best * _FASTER:
             kept.append(op)
             best, content = latency, candidate
     return content, Selection("latency", tuple(kept), baseline, best, None, tuple(trials))
@@ -178,10 +189,14 @@ def select_int8(saved_model_dir, calibration, model, config, validation_data=Non
     from tfmm.export.benchmark import benchmark_tflite
     from tfmm.export.compact import compact_tflite
     from tfmm.export.verify import verify_tflite
+    from tfmm.export.xnnpack import widen_degenerate_scales
 
     calibrated = CalibratedModel.from_saved_model(saved_model_dir, calibration, fully_quantize=config.int8_io,
                                                   per_channel_dense=config.per_channel_dense)
-    finish = compact_tflite if config.compact else (lambda content: content)
+    def finish(content):  # compacted, and with the output scales XNNPACK refuses widened, as export does
+        content = compact_tflite(content) if config.compact else content
+        return widen_degenerate_scales(content)[0]
+
     if config.max_accuracy_drop is not None:
         features, labels = as_arrays(validation_data, model=model)
         target = keras_accuracy(model, (features, labels)) - config.max_accuracy_drop

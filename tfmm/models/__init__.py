@@ -9,6 +9,7 @@ Example:
 from tfmm.models.audio_branch import apply_audio_branch
 from tfmm.artifacts import load_model  # the one loader, safe by default
 from tfmm.models.builder import build_multimodal_model, compile_model, model_inputs
+from tfmm.models.flatten import flatten_model, nested_models
 from tfmm.models.configs import (
     AudioBranchConfig,
     FusionConfig,
@@ -42,6 +43,8 @@ __all__ = [
     "get_preset",
     "list_presets",
     "student_config",
+    "flatten_model",
     "load_model",
     "model_inputs",
+    "nested_models",
 ]

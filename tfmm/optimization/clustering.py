@@ -23,6 +23,7 @@ from tfmm._args import require_model
 from tfmm._keras import check_keras2, keras, tfmot, unwrap
 from tfmm.config import Config
 from tfmm.errors import ConfigError
+from tfmm.models.flatten import flatten_model
 from tfmm.optimization.policies import find_weight, get_layer_policy, layer_setting
 from tfmm.optimization.scope import LayerScope, excluded_scope
 
@@ -108,6 +109,7 @@ def apply_clustering(model, config):
     check_keras2(model)
     if isinstance(config, dict):
         config = ClusteringConfig.from_dict(config)
+    model = flatten_model(model)
     excluded = excluded_scope(model, config)
     cluster = tfmot().clustering.keras
     left_out = []

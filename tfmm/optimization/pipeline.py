@@ -9,6 +9,7 @@ from tfmm._keras import check_keras2, keras
 from tfmm.artifacts import copy_model
 from tfmm.data import as_dataset
 from tfmm.errors import ConfigError, DataError
+from tfmm.models.flatten import flatten_model, nested_models
 from tfmm.optimization.checkpoint import Checkpoint
 from tfmm.optimization.distribute import strategy_scope
 from tfmm.optimization.recipe import Recipe
@@ -25,7 +26,8 @@ class OptimizationResult:
         model: The optimized model, ready for `tfmm.export` (pruning wrappers
             stripped; QAT wrappers kept, they carry the learned ranges).
         history: `{stage: {metric: [per-epoch values]}}` of each fine-tune.
-        report: JSON-safe: the recipe, and per stage (`float` first) its
+        report: JSON-safe: the recipe, the submodels inlined first
+            (`flattened`: every layer of a nested backbone is optimized), and per stage (`float` first) its
             validation metrics, achieved sparsity, layers left out with reasons,
             and stage-specific figures (the quantization plan, ...).
     """
@@ -135,6 +137,8 @@ def optimize(
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs <= 0:
             raise ConfigError(f"`epochs` must be a positive integer or None. Received: epochs={epochs!r}")
         recipe = recipe.with_epochs(epochs)
+    nested = nested_models(model)
+    model = flatten_model(model)  # TFMOT cannot wrap the layers of a submodel: inline them
     stages = [STAGE_TYPES[name](getattr(recipe, name)) for name in recipe.stages]
     for stage in stages:
         stage.check(model)  # every layer a setting names exists: before any training
@@ -161,7 +165,7 @@ def optimize(
         restored, report, history = ckpt.restore(safe_mode) if ckpt is not None else (None, None, {})
         if report is None:
             float_metrics = context.evaluate(context.compile(copy_model(model), 1e-3))
-            report = {"recipe": recipe.to_dict(), "stages": {"float": {"metrics": float_metrics}}}
+            report = {"recipe": recipe.to_dict(), "flattened": nested, "stages": {"float": {"metrics": float_metrics}}}
             if ckpt is not None:
                 ckpt.start(report)
         current = restored or model

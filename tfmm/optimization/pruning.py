@@ -13,6 +13,7 @@ from tfmm._args import require_model
 from tfmm._keras import check_keras2, keras, strip_pruning, tfmot, unwrap
 from tfmm.config import Config
 from tfmm.errors import ConfigError
+from tfmm.models.flatten import flatten_model
 from tfmm.optimization.policies import get_layer_policy, layer_setting
 from tfmm.optimization.scope import LayerScope, excluded_scope
 # Measuring and keeping sparsity serve every later stage too (own module); users look here.
@@ -165,6 +166,7 @@ def pruning_plan(model, config, *, excluded=None):
     """
     if isinstance(config, dict):
         config = PruningConfig.from_dict(config)
+    model = flatten_model(model)
     excluded = excluded if excluded is not None else excluded_scope(model, config)
     plan = []
     for layer in model.layers:
@@ -217,6 +219,7 @@ def apply_pruning(model, config, *, steps_per_epoch, epochs=None):
     if isinstance(config, dict):
         config = PruningConfig.from_dict(config)
     epochs = epochs or config.epochs
+    model = flatten_model(model)
     excluded = excluded_scope(model, config)
     begin, end, frequency = pruning_schedule_steps(config, int(steps_per_epoch) * int(epochs))
     sparsity = tfmot().sparsity.keras

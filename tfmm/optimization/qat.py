@@ -15,6 +15,7 @@ from typing import Tuple, Union
 from tfmm._args import require_model
 from tfmm._keras import check_keras2, hub_custom_objects, keras, tfmot, unwrap
 from tfmm.config import Config
+from tfmm.models.flatten import flatten_model
 from tfmm.optimization.folding import conv1d_batch_norm_pairs, fold_conv1d_batch_norms, layer_graph
 from tfmm.optimization.policies import get_layer_policy
 from tfmm.optimization.pruning import _copy_weights
@@ -98,7 +99,7 @@ def quantization_plan(model, config=None):
     if isinstance(config, dict):
         config = QuantizationConfig.from_dict(config)
     config = config or QuantizationConfig()
-    model = strip(model)  # as `apply_qat` sees it: a wrapped Conv2D would hide its BatchNormalization's fold
+    model = flatten_model(strip(model))  # as `apply_qat` sees it: a wrapped Conv2D would hide its BN's fold
     excluded = excluded_scope(model, config)
     plan = []
     for layer in model.layers:
@@ -251,7 +252,7 @@ def apply_qat(model, config=None):
     if isinstance(config, dict):
         config = QuantizationConfig.from_dict(config)
     config = config or QuantizationConfig()
-    model = strip(model)
+    model = flatten_model(strip(model))
     entries = {p["layer"]: p for p in quantization_plan(model, config)}
     modes = {name: p["mode"] for name, p in entries.items()}
     folded = {bn: conv for bn, conv in conv1d_batch_norm_pairs(model).items() if modes.get(bn) == "folded"}
