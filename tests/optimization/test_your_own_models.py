@@ -64,13 +64,17 @@ def test_a_list_input_model_optimizes_exports_and_verifies(trained, tmp_path):
     assert report.accuracy >= report.reference_accuracy - 0.03
 
 
-def _fit(text_branch):
-    """A two-input model whose text branch is `text_branch(embedded tokens)`, trained on `_data`."""
+def _conv_branch(pixels):
+    return keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(8, 3, activation="relu")(pixels))
+
+
+def _fit(text_branch, image_branch=_conv_branch):
+    """A two-input model: `text_branch(embedded tokens)`, `image_branch(pixels)`, trained on `_data`."""
     keras.utils.set_random_seed(0)
     tokens = keras.Input((8,), dtype="int32", name="tokens")
     pixels = keras.Input((12, 12, 1), name="pixels")
     t = text_branch(keras.layers.Embedding(24, 16, name="text_embedding")(tokens))
-    p = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(8, 3, activation="relu")(pixels))
+    p = image_branch(pixels)
     out = keras.layers.Dense(3, activation="softmax")(keras.layers.Concatenate()([t, p]))
     model = keras.Model([tokens, pixels], out)
     model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy", ["accuracy"])
@@ -112,6 +116,21 @@ def test_an_attention_model_with_layer_norm_and_a_residual_add_exports_verified_
     left = {e["layer"] for e in result.stage_reports["quantize"].left_out}
     assert {"text_attention", "text_norm"} <= left  # named, with reasons, not silently skipped
     assert report.agreement >= 0.95 and report.accuracy > 0.8
+
+
+@pytest.mark.slow
+def test_simple_rnn_and_depthwise_conv_models_export_verified_int8(tmp_path):
+    def depthwise(pixels):
+        h = keras.layers.DepthwiseConv2D(3, activation="relu", name="image_depthwise")(pixels)
+        return keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(8, 1, activation="relu")(h))
+
+    model, train, test = _fit(lambda x: keras.layers.SimpleRNN(8, name="text_rnn")(x), depthwise)
+    result, report = _prune_qat_int8(model, train, test, str(tmp_path / "rnn.tflite"))
+    sparsity = result.stage_reports["prune"].details["layer_sparsity"]
+    assert abs(sparsity["text_rnn"] - 0.5) <= 0.02
+    left = {e["layer"]: e["reason"] for e in result.stage_reports["prune"].left_out}
+    assert "names no prunable weights" in left["image_depthwise"]  # not pruned, and said why
+    assert report.agreement >= 0.95 and report.reference_accuracy > 0.5
 
 
 def test_flatten_model_inlines_nested_submodels_with_their_weights():

@@ -175,7 +175,9 @@ def pruning_plan(model, config, *, excluded=None):
         policy = get_layer_policy(unwrap(layer))
         target, reason = _target_for(layer.name, config), ""
         if not policy.prunable:
-            target, reason = 0.0, f"no prunable weights in its policy ({policy.reason or 'normalization / scales'})"
+            target, reason = 0.0, (f"no prunable weights in its policy ({policy.reason})" if policy.reason else
+                                   f"tfmm's policy for {type(unwrap(layer)).__name__} names no prunable weights "
+                                   "(scales, or not supported yet: register_layer_policy adds them)")
         elif excluded.matches(layer):
             target, reason = 0.0, "excluded by the PruningConfig"
         elif target <= 0:
