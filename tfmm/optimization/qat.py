@@ -21,7 +21,7 @@ from tfmm.optimization.policies import get_layer_policy
 from tfmm.optimization.pruning import _copy_weights
 from tfmm.optimization.scope import LayerScope, excluded_scope
 from tfmm.optimization.quantize_configs import WeightsQuantizeConfig, quantize_custom_objects
-from tfmm.optimization.quantize_scheme import TfmmQuantizeScheme
+from tfmm.optimization.quantize_scheme import TfmmQuantizeScheme, prune_preserve_registry
 from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
     default_8bit_quantize_registry as registry8,
 )
@@ -258,15 +258,21 @@ def apply_qat(model, config=None):
     folded = {bn: conv for bn, conv in conv1d_batch_norm_pairs(model).items() if modes.get(bn) == "folded"}
     model = fold_conv1d_batch_norms(model, folded)
     annotate = tfmot().quantization.keras.quantize_annotate_layer
+    preserving = prune_preserve_registry()
 
     def clone(layer):
         fresh = layer.__class__.from_config(layer.get_config())
         mode = modes.get(layer.name, "float")
         if mode == "float" or layer.name in folded:  # a folded BatchNormalization is an identity now
             return fresh
+        policy, entry = get_layer_policy(layer), dict(entries[layer.name])
+        if mode == "default" and config.preserve_sparsity and layer.weights and not preserving.supports(layer):
+            # TFMOT configures it, but its prune-preserving registry does not (Conv2DTranspose, ...):
+            # tfmm's sparsity-preserving weights config, on the weights TFMOT would quantize.
+            mode = "weights"
+            entry.update(weight_attrs=_weight_attrs(layer, "default"), quantize_output=True)
         if mode in ("default", "folded"):  # TFMOT's registry / transforms configure these
             return annotate(fresh)
-        policy, entry = get_layer_policy(layer), entries[layer.name]
         qconfig = WeightsQuantizeConfig(
             tuple(entry.get("weight_attrs") or policy.weight_attrs) if mode == "weights" else (),
             quantize_output=entry.get("quantize_output", policy.quantize_output) if mode == "weights" else True,

@@ -7,7 +7,7 @@ matches float inputs, with ranges kept equal across replicas.
 
 from tfmm.optimization.quantize_configs import ReplicaAllValuesQuantizer
 
-__all__ = ["TfmmQuantizeScheme"]
+__all__ = ["TfmmQuantizeScheme", "prune_preserve_registry"]
 
 from tensorflow_model_optimization.python.core.quantization.keras import quantize_scheme  # noqa: E402
 from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (  # noqa: E402
@@ -72,9 +72,26 @@ class TfmmQuantizeScheme(quantize_scheme.QuantizeScheme):
 
     def get_quantize_registry(self):
         if self.preserve_sparsity:
-            from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.prune_preserve import (
-                prune_preserve_quantize_registry,
-            )
-
-            return prune_preserve_quantize_registry.Default8bitPrunePreserveQuantizeRegistry()
+            return prune_preserve_registry()
         return registry8.Default8BitQuantizeRegistry()
+
+
+def prune_preserve_registry():
+    """TFMOT's prune-preserving registry, claiming only the layers it can configure.
+
+    TFMOT's own says every layer without trainable weights is supported, then
+    fails in `get_quantize_config` on those its default registry does not know
+    (measured: `Attention` after pruning raised ValueError in `quantize_apply`).
+
+    Returns:
+        A `Default8bitPrunePreserveQuantizeRegistry` with a consistent `supports`.
+    """
+    from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.prune_preserve import (
+        prune_preserve_quantize_registry,
+    )
+
+    class _Registry(prune_preserve_quantize_registry.Default8bitPrunePreserveQuantizeRegistry):
+        def supports(self, layer):
+            return super().supports(layer) and registry8.Default8BitQuantizeRegistry().supports(layer)
+
+    return _Registry()
