@@ -81,7 +81,7 @@ def quantization_plan(model, config=None):
         `default`, `weights`, `output`, `float`, `input`, or `folded` (a
         BatchNormalization after a Conv2D, folded into it at conversion, or after
         a Conv1D, folded into it before QAT when `config.fold_batch_norm`). A
-        layer whose output feeds only float layers keeps that output float
+        layer whose output feeds a float layer keeps that output float
         (`weights` mode with `"quantize_output": False` and its `"weight_attrs"`,
         or `float` without weights): int8 files were wrong otherwise.
 
@@ -123,13 +123,15 @@ def quantization_plan(model, config=None):
 
 
 def _keep_float_inputs_float(model, plan):
-    """Leave float the output of every layer that feeds only layers left float.
+    """Leave float the output of every layer that feeds a layer left float.
 
     Measured: a GRU left float behind an Embedding whose output QAT fake-quantized
     gave an int8 file at chance (0.41 agreement with the Keras model; 0.99 with the
     Embedding's output float), and a `MultiHeadAttention` behind a quantized
     Reshape did not convert at all (its FULLY_CONNECTED got an int8 input with
-    float weights). So, until nothing changes: a layer with weights keeps its
+    float weights). An Embedding read by a float GRU *and* a quantized Conv1D
+    still gave 0.88, so one float reader is enough; the quantized readers get
+    their input range from calibration. Until nothing changes: a layer with weights keeps its
     fake-quantized weights but not its output (mode `weights`, `quantize_output`
     False); a layer without weights is left float.
     """
@@ -146,10 +148,11 @@ def _keep_float_inputs_float(model, plan):
             users = readers.get(entry["layer"], [])
             if entry["mode"] in ("float", "input", "folded") or entry.get("quantize_output") is False or not users:
                 continue
-            if not all(entries.get(user, {}).get("mode") == "float" for user in users):
+            floats = [user for user in users if entries.get(user, {}).get("mode") == "float"]
+            if not floats:
                 continue
             attrs = _weight_attrs(model.get_layer(entry["layer"]), entry["mode"])
-            why = f"its output feeds only layers left float ({', '.join(users[:3])})"
+            why = f"its output feeds layers left float ({', '.join(floats[:3])})"
             if attrs:
                 entry.update(mode="weights", weight_attrs=list(attrs), quantize_output=False,
                              reason=f"weights fake-quantized, output left float: {why}")
