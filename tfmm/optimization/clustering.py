@@ -22,6 +22,7 @@ import tensorflow as tf
 from tfmm._args import require_model
 from tfmm._keras import check_keras2, keras, tfmot, unwrap
 from tfmm.config import Config
+from tfmm.artifacts import copy_model
 from tfmm.errors import ConfigError
 from tfmm.models.flatten import flatten_model
 from tfmm.optimization.policies import find_weight, get_layer_policy, layer_setting
@@ -115,8 +116,7 @@ def apply_clustering(model, config):
     left_out = []
     # Wrap the layers of a copy that already holds the trained weights: the
     # wrappers compute their centroids from them when they are built.
-    copy = keras.models.clone_model(model)
-    copy.set_weights(model.get_weights())
+    copy = copy_model(model)
 
     def wrap(layer):
         if not layer.weights:

@@ -154,7 +154,7 @@ class Stage:
         config: The stage's config (`PruningConfig`, `QuantizationConfig`, ...).
 
     Example:
-        >>> stage = tfmm.optimization.STAGE_TYPES["prune"](PruningConfig(target_sparsity=0.5))  # doctest: +SKIP
+        >>> stage = tfmm.optimization.stages.STAGE_TYPES["prune"](PruningConfig(target_sparsity=0.5))  # doctest: +SKIP
     """
 
     name = None
