@@ -17,14 +17,11 @@ from tfmm._keras import check_keras2, hub_custom_objects, keras, tfmot, unwrap
 from tfmm.config import Config
 from tfmm.models.flatten import flatten_model
 from tfmm.optimization.folding import conv1d_batch_norm_pairs, fold_conv1d_batch_norms, layer_graph
-from tfmm.optimization.policies import get_layer_policy
+from tfmm.optimization.policies import _default_registry as default_registry, get_layer_policy
 from tfmm.optimization.pruning import _copy_weights
 from tfmm.optimization.scope import LayerScope, excluded_scope
 from tfmm.optimization.quantize_configs import WeightsQuantizeConfig, quantize_custom_objects
 from tfmm.optimization.quantize_scheme import TfmmQuantizeScheme, prune_preserve_registry
-from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
-    default_8bit_quantize_registry as registry8,
-)
 
 __all__ = ["QuantizationConfig", "TfmmQuantizeScheme", "apply_qat", "quantization_plan", "qat_scope"]
 
@@ -169,7 +166,7 @@ def _weight_attrs(layer, mode):
         return get_layer_policy(inner).weight_attrs
     if mode != "default" or not inner.weights:
         return ()
-    registry = registry8.Default8BitQuantizeRegistry()
+    registry = default_registry()
     if not registry.supports(inner):
         return ()
     return tuple(getattr(registry.get_quantize_config(inner), "weight_attrs", ()))

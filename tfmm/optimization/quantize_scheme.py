@@ -90,8 +90,10 @@ def prune_preserve_registry():
         prune_preserve_quantize_registry,
     )
 
+    from tfmm.optimization.policies import _default_registry  # the one cached default registry
+
     class _Registry(prune_preserve_quantize_registry.Default8bitPrunePreserveQuantizeRegistry):
         def supports(self, layer):
-            return super().supports(layer) and registry8.Default8BitQuantizeRegistry().supports(layer)
+            return super().supports(layer) and _default_registry().supports(layer)
 
     return _Registry()
