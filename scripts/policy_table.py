@@ -8,7 +8,7 @@ import re
 
 import tfmm  # noqa: F401  (first: selects Keras 2)
 from tfmm._files import atomic_write_text
-from tfmm.optimization.policies import policy_table_markdown
+from tfmm.optimization.policy_table import policy_table_markdown
 
 README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
 BEGIN, END = "<!-- policy-table:begin -->", "<!-- policy-table:end -->"

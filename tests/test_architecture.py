@@ -77,7 +77,7 @@ def test_modules_over_300_lines_say_why_in_their_opening_docstring():
 
 
 def test_the_readme_policy_table_is_the_registry():
-    from tfmm.optimization.policies import policy_table_markdown
+    from tfmm.optimization.policy_table import policy_table_markdown
 
     with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
         readme = f.read()

@@ -18,14 +18,15 @@ EXPECTED = {
     ],
     "tfmm.artifacts": [
         "FORMAT", "MODEL_SUFFIXES", "check_model_config", "copy_model", "load_model", "load_tokenizer",
-        "save_model", "sidecar_path", "write_sidecars",
+        "model_from_config", "save_model", "sidecar_path", "write_sidecars",
     ],
     "tfmm.optimization": [
-        "ClusterPreserve", "ClusteringConfig", "DistillationConfig", "LayerPolicy", "LayerScope",
-        "OptimizationResult", "PruningConfig", "QuantizationConfig", "Recipe", "SparsityMask", "Stage",
-        "StageReport", "apply_clustering", "apply_pruning", "apply_qat", "cluster_report", "distill",
-        "get_layer_policy", "is_chief", "make_strategy", "optimize", "qat_scope", "quantization_plan",
-        "register_layer_policy", "sparsity_report", "strip", "strip_clustering",
+        "ChannelPruningConfig", "ClusterPreserve", "ClusteringConfig", "DistillationConfig", "LayerPolicy",
+        "LayerScope", "LowRankConfig", "OptimizationResult", "PruningConfig", "QuantizationConfig", "Recipe",
+        "SparsityMask", "Stage", "StageReport", "apply_clustering", "apply_pruning", "apply_qat", "cluster_report",
+        "distill", "factorize_low_rank", "get_layer_policy", "is_chief", "make_strategy", "optimize",
+        "prune_channels", "qat_scope", "quantization_plan", "register_layer_policy", "sparsity_report", "strip",
+        "strip_clustering",
     ],
     "tfmm.export": [
         "ExportConfig", "ExportResult", "ExportWarning", "LatencyReport", "MODES", "MODE_TABLE", "PREFERENCES", "PrefixMaskedLSTM", "RNN_LAYOUTS",

@@ -48,6 +48,7 @@ __all__ = [
     "copy_model",
     "load_model",
     "load_tokenizer",
+    "model_from_config",
     "save_model",
     "sidecar_path",
     "write_sidecars",
@@ -314,6 +315,25 @@ def copy_model(model):
         clone = keras.models.clone_model(model)
     clone.set_weights(model.get_weights())
     return clone
+
+
+def model_from_config(config):
+    """Build a functional model from `model.get_config()` output (any class tfmm can load).
+
+    Used by model surgery (channel pruning, low-rank) that edits a config and
+    rebuilds the smaller graph; weights are set by the caller.
+
+    Args:
+        config: A functional model config dict.
+
+    Returns:
+        A new, uncompiled `tf_keras.Model` with fresh weights.
+
+    Example:
+        >>> clone = tfmm.artifacts.model_from_config(model.get_config())  # doctest: +SKIP
+    """
+    with _scope(trusted_classes()):
+        return keras.Model.from_config(config)
 
 
 def load_tokenizer(model_path, explicit=None):

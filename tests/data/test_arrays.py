@@ -80,6 +80,11 @@ def test_model_check_names_keys_and_shapes():
         validate_arrays({"image": np.zeros((2, 16, 16, 1)), "audio": np.zeros((2, 512, 1))}, model=model)
     with pytest.raises(DataError, match=r"shape \(8, 8, 1\), but the model expects \(16, 16, 1\)"):
         validate_arrays({"image": np.zeros((2, 8, 8, 1))}, model=model)
+    # The same pixels with a size-1 axis fewer are reshaped, not refused; the fix is named otherwise.
+    pixels = np.arange(2 * 16 * 16, dtype="float32").reshape(2, 16, 16)
+    assert np.array_equal(validate_arrays({"image": pixels}, model=model)[0]["image"], pixels[..., None])
+    with pytest.raises(DataError, match=r"Pass arrays shaped \(examples, 16, 16, 1\) for input `image`"):
+        validate_arrays({"image": np.zeros((2, 16, 8, 2))}, model=model)
     with pytest.raises(DataError, match=r"needs input\(s\) \['image'\]"):
         validate_arrays({"text": np.zeros((2, 8))}, model=build_multimodal_model(tiny_config(("image", "text"))))
     with pytest.raises(DataError, match="`batch_size` must be a positive integer"):

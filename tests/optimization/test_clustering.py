@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 
+import tfmm
+
 from tfmm._keras import keras
 from tfmm.errors import ConfigError
 from tfmm.optimization import ClusteringConfig, Recipe, apply_clustering, cluster_report, optimize, strip_clustering
@@ -32,8 +34,10 @@ def test_clustered_kernels_have_at_most_k_values_and_unclusterable_layers_are_li
     report = cluster_report(plain)
     assert report and all(v["unique"] <= (4 if name.startswith("audio") else 8) for name, v in report.items())
     assert report["image_stem_conv"]["unique"] == 8 and report["audio_block1_conv"]["unique"] <= 4
-    assert {l["layer"] for l in left_out} == {"text_embedding", "text_lstm1"}
-    assert all(l["reason"] for l in left_out)
+    # The text branch is clustered too: the LSTM by TFMOT's RNN wrapper, the masked Embedding in
+    # place (a wrapper would drop its mask), frozen while fine-tuning and trainable again after strip.
+    assert left_out == [] and report["text_lstm1"]["unique"] <= 8 and report["text_embedding"]["unique"] <= 8
+    assert plain.get_layer("text_embedding").trainable
     xv, yv = learnable["validation"]
     assert np.mean(plain.predict(xv, verbose=0).argmax(-1) == yv) >= learnable["accuracy"] - 0.1
 
@@ -82,5 +86,23 @@ def test_bidirectional_lstm_models_go_through_qat_and_pruning():
     bilstm = next(l for l in qat.layers if l.name.endswith("text_bilstm1"))
     for got, want in zip(bilstm.get_weights(), model.get_layer("text_bilstm1").get_weights()):
         np.testing.assert_array_equal(got, want)
-    pruned, _ = apply_pruning(model, {"target_sparsity": 0.5}, steps_per_epoch=4, epochs=1)
-    assert "text_bilstm1" in [l.name for l in pruned.layers]
+    pruned, callbacks = apply_pruning(model, {"target_sparsity": 0.5}, steps_per_epoch=4, epochs=1)
+    assert "prune_low_magnitude_text_bilstm1" in [l.name for l in pruned.layers]  # both directions pruned
+    pruned.compile("adam", "sparse_categorical_crossentropy")
+    pruned.fit(x, np.arange(4) % 3, batch_size=1, epochs=1, verbose=0, callbacks=callbacks)
+    stripped = tfmm.optimization.strip(pruned)
+    assert abs(tfmm.optimization.sparsity_report(stripped)["layers"]["text_bilstm1"]["sparsity"] - 0.5) <= 0.02
+    backward = [w for w in stripped.get_layer("text_bilstm1").weights if "backward" in w.name and "kernel" in w.name]
+    assert backward and all(abs(np.mean(w.numpy() == 0) - 0.5) <= 0.02 for w in backward)
+
+
+def test_kmeans_1d_leaves_k_values_and_keeps_zeros():
+    from tfmm.optimization.clustering import kmeans_1d
+
+    values = np.random.default_rng(0).normal(size=(6, 50)).astype("float32")
+    values[:, :10] = 0.0
+    out = kmeans_1d(values, 5)
+    assert out.shape == values.shape and out.dtype == values.dtype and len(np.unique(out)) == 5
+    assert np.abs(out - values).mean() < np.abs(values - values.mean()).mean() / 3  # a real fit
+    kept = kmeans_1d(values, 5, keep_zeros=True)
+    assert np.all(kept[:, :10] == 0) and np.all(kept[:, 10:] != 0) and len(np.unique(kept)) == 5

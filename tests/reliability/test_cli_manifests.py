@@ -140,3 +140,31 @@ def test_manifest_outside_paths_need_the_flag(manifest, tmp_path, monkeypatch, c
     assert "outside the manifest's folder" in err and "--allow-outside" in err
     assert not (tmp_path / "model.keras").exists()
     assert COLUMNS  # the fixture columns stay the contract of the manifest format
+
+
+@pytest.mark.slow
+def test_a_users_own_list_input_model_goes_through_optimize_and_export(manifest, tmp_path, monkeypatch, capsys):
+    """Bring your own model: a hand-written Keras model (list inputs, GRU, SeparableConv2D, audio as (512,))."""
+    from tfmm._keras import keras
+
+    folder, records = manifest
+    data = write_csv(folder / "image-audio.csv", records, columns=("image", "audio", "label"))
+    monkeypatch.chdir(tmp_path)
+    keras.utils.set_random_seed(0)
+    image, audio = keras.Input((16, 16, 1), name="image"), keras.Input((512,), name="audio")  # loader gives (512, 1)
+    h = keras.layers.GlobalAveragePooling2D()(keras.layers.SeparableConv2D(8, 3, activation="relu")(image))
+    s = keras.layers.GRU(8)(keras.layers.Reshape((64, 8))(audio))
+    out = keras.layers.Dense(4, activation="softmax")(keras.layers.Concatenate()([h, s]))
+    model = keras.Model([image, audio], out, name="users_model")
+    model.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
+    model.save(tmp_path / "mine.keras")
+    (tmp_path / "r.yaml").write_text("prune:\n  target_sparsity: 0.5\n  epochs: 2\nquantize:\n  epochs: 1\n")
+    _run(["optimize", "--model", "mine.keras", "--data", data, "--recipe", "r.yaml", "--out", "o.tfmm", "--quiet"],
+         capsys)
+    stages_report = json.loads((tmp_path / "o-optimize-report" / "results.json").read_text())["optimization"]
+    assert abs(stages_report["stages"]["prune"]["sparsity"] - 0.5) <= 0.02
+    _run(["export", "--model", "o.tfmm", "--data", data, "--out", "o.tflite", "--runs", "3", "--quiet"], capsys)
+    exported = json.loads((tmp_path / "o-export-report" / "results.json").read_text())
+    assert {t["name"]: t["dtype"] for t in exported["export"]["summary"]["inputs"]} == {"image": "int8",
+                                                                                         "audio": "int8"}
+    assert exported["verification"]["num_examples"] == 5 and exported["verification"]["agreement"] >= 0.8

@@ -206,15 +206,7 @@ def validate_arrays(features, labels=None, *, model=None, num_classes=None, task
         if np.issubdtype(array.dtype, np.integer):
             _check_ids(name, array, vocab.get(name))
         if specs is not None:
-            expected = specs[name][0]
-            actual = array.shape[1:]
-            if len(expected) != len(actual) or any(
-                e is not None and e != a for e, a in zip(expected, actual)
-            ):
-                raise DataError(
-                    f"`{name}` has examples of shape {actual}, but the model expects "
-                    f"{tuple(expected)}."
-                )
+            array = _fit_shape(name, array, specs[name][0])
         out[name] = array
         lengths[name] = len(array)
     if labels is not None:
@@ -227,6 +219,28 @@ def validate_arrays(features, labels=None, *, model=None, num_classes=None, task
     if labels is not None:
         labels = _check_labels(labels, num_classes, task)
     return out, labels
+
+
+def _squeezed(shape):
+    return tuple(d for d in shape if d != 1)
+
+
+def _fit_shape(name, array, expected):
+    """`array` with examples of the `expected` shape; a size-1 axis more or less is reshaped away.
+
+    `(8000, 1)` audio for a model that reads `(8000,)` (or the other way round)
+    holds the same samples: it is reshaped, not refused.
+    """
+    actual = array.shape[1:]
+    expected = tuple(expected)
+    if len(expected) == len(actual) and all(e is None or e == a for e, a in zip(expected, actual)):
+        return array
+    if None not in expected and _squeezed(expected) == _squeezed(actual):
+        return array.reshape((len(array),) + expected)
+    raise DataError(
+        f"`{name}` has examples of shape {actual}, but the model expects {expected}. "
+        f"Pass arrays shaped (examples, {', '.join(str(d) for d in expected)}) for input `{name}`."
+    )
 
 
 def _check_labels(labels, num_classes, task):

@@ -11,6 +11,7 @@ Example:
     ...     train_ds, validation_data=val_ds)  # doctest: +SKIP
 """
 
+from tfmm.optimization.channels import ChannelPruningConfig, prune_channels
 from tfmm.optimization.clustering import (
     ClusteringConfig,
     ClusterPreserve,
@@ -20,6 +21,7 @@ from tfmm.optimization.clustering import (
 )
 from tfmm.optimization.distribute import is_chief, make_strategy
 from tfmm.optimization.distillation import DistillationConfig, distill
+from tfmm.optimization.lowrank import LowRankConfig, factorize_low_rank
 from tfmm.optimization.pipeline import OptimizationResult, optimize
 from tfmm.optimization.policies import LayerPolicy, get_layer_policy, register_layer_policy
 from tfmm.optimization.pruning import PruningConfig, SparsityMask, apply_pruning, sparsity_report, strip
@@ -31,11 +33,13 @@ from tfmm.optimization.stages import Stage, StageReport
 # What users call. Building blocks (the quantize scheme and configs, BatchNorm
 # folding, the schedule arithmetic, the Distiller model) stay in their modules.
 __all__ = [
+    "ChannelPruningConfig",
     "ClusterPreserve",
     "ClusteringConfig",
     "DistillationConfig",
     "LayerPolicy",
     "LayerScope",
+    "LowRankConfig",
     "OptimizationResult",
     "PruningConfig",
     "QuantizationConfig",
@@ -48,10 +52,12 @@ __all__ = [
     "apply_qat",
     "cluster_report",
     "distill",
+    "factorize_low_rank",
     "get_layer_policy",
     "is_chief",
     "make_strategy",
     "optimize",
+    "prune_channels",
     "qat_scope",
     "quantization_plan",
     "register_layer_policy",

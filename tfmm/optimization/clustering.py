@@ -2,8 +2,10 @@
 
 `apply_clustering` wraps each layer whose policy names clusterable weights with
 TFMOT's `cluster_weights` (k-means on the kernel; `preserve_sparsity` keeps pruned
-zeros), one layer at a time, so layers TFMOT cannot cluster (the masked
-Embedding, LSTM, hub encoders) stay as they are and are listed with a reason.
+zeros), one layer at a time. Layers a wrapper would break (the masked Embedding:
+TFMOT's wrapper drops its mask) or that TFMOT cannot wrap (TimeDistributed) are
+clustered in place by `kmeans_1d` and frozen until `strip_clustering`; layers
+without clusterable weights (hub encoders) stay as they are, listed with a reason.
 
 Cluster preservation during QAT (CQAT / PCQAT) is done by projection:
 `ClusterPreserve` records each clustered kernel's cluster of every weight when
@@ -25,10 +27,10 @@ from tfmm.config import Config
 from tfmm.artifacts import copy_model
 from tfmm.errors import ConfigError
 from tfmm.models.flatten import flatten_model
-from tfmm.optimization.policies import find_weight, get_layer_policy, layer_setting
+from tfmm.optimization.policies import find_weights, get_layer_policy, layer_setting
 from tfmm.optimization.scope import LayerScope, excluded_scope
 
-__all__ = ["ClusteringConfig", "ClusterPreserve", "apply_clustering", "cluster_report", "strip_clustering"]
+__all__ = ["ClusteringConfig", "ClusterPreserve", "apply_clustering", "cluster_report", "kmeans_1d", "strip_clustering"]
 
 _INITS = ("kmeans++", "linear", "density", "random")
 _NORMALIZATION = (keras.layers.BatchNormalization, keras.layers.LayerNormalization)
@@ -131,15 +133,65 @@ def apply_clustering(model, config):
             reason = "excluded by the recipe"
         if reason is None:
             k = layer_setting(layer.name, config.per_layer, config.per_branch, config.number_of_clusters)
+            # A wrapper would drop the mask an LSTM reads; TFMOT's k-means++ fails on weights
+            # with fewer values than it samples (a 1-channel stem's 9 weights).
+            tiny = min(w.shape.num_elements() for a in policy.clusterable for w in find_weights(layer, a)) < 4 * k
+            if getattr(layer, "mask_zero", False) or tiny:
+                return _project(layer, policy.clusterable, k, config.preserve_sparsity)
             try:
                 return cluster.cluster_weights(layer, number_of_clusters=k, cluster_centroids_init=_init(
                     config.centroid_init), preserve_sparsity=config.preserve_sparsity)
-            except (ValueError, TypeError) as e:
-                reason = f"TFMOT cannot cluster it: {str(e).splitlines()[0][:150]}"
+            except (ValueError, TypeError):  # TimeDistributed, ...: TFMOT has no wrapper for it
+                return _project(layer, policy.clusterable, k, config.preserve_sparsity)
         left_out.append({"layer": layer.name, "class_name": type(layer).__name__, "reason": reason})
         return layer
 
     return keras.models.clone_model(copy, clone_function=wrap), left_out
+
+
+def _project(layer, attrs, k, preserve_sparsity):
+    """Cluster `layer`'s weights in place (no wrapper) and freeze it until `strip_clustering`."""
+    for attr in attrs:
+        for variable in find_weights(layer, attr):
+            variable.assign(kmeans_1d(variable.numpy(), k, keep_zeros=preserve_sparsity))
+    layer.trainable = False
+    layer._tfmm_frozen_clusters = True
+    return layer
+
+
+def kmeans_1d(values, k, *, keep_zeros=False, iterations=20):
+    """`values` with each entry replaced by the mean of its cluster (k-means on scalars, linear init).
+
+    Args:
+        values: A numpy array.
+        k: Number of clusters (distinct values left).
+        keep_zeros: Zeros stay zero (their own cluster) and the rest share `k - 1` clusters.
+        iterations: Lloyd iterations.
+
+    Returns:
+        An array of `values`' shape and dtype with at most `k` distinct values.
+
+    Example:
+        >>> len(set(kmeans_1d(np.linspace(-1, 1, 100), 4).tolist()))
+        4
+    """
+    values = np.asarray(values)
+    flat = values.ravel().astype("float64")
+    out = np.zeros_like(flat)
+    chosen = flat != 0 if keep_zeros else np.ones(flat.shape, bool)
+    points = flat[chosen]
+    n = k - 1 if keep_zeros else k
+    if points.size == 0:
+        return values
+    centroids = np.linspace(points.min(), points.max(), max(n, 1))
+    for _ in range(iterations):
+        index = np.argmin(np.abs(points[:, None] - centroids[None, :]), axis=1)
+        for c in range(centroids.size):
+            members = points[index == c]
+            if members.size:
+                centroids[c] = members.mean()
+    out[chosen] = centroids[np.argmin(np.abs(points[:, None] - centroids[None, :]), axis=1)]
+    return out.reshape(values.shape).astype(values.dtype)
 
 
 def strip_clustering(model):
@@ -155,7 +207,12 @@ def strip_clustering(model):
         >>> plain = tfmm.optimization.strip_clustering(clustered)  # doctest: +SKIP
     """
     require_model(model, "model")
-    return tfmot().clustering.keras.strip_clustering(model)
+    plain = tfmot().clustering.keras.strip_clustering(model)
+    for layer in plain.layers:  # clustered in place by apply_clustering: trainable again
+        if getattr(layer, "_tfmm_frozen_clusters", False):
+            layer.trainable = True
+            layer._tfmm_frozen_clusters = False
+    return plain
 
 
 def _clusterable_weights(model):
@@ -163,9 +220,7 @@ def _clusterable_weights(model):
     out = []
     for layer in model.layers:
         for attr in get_layer_policy(unwrap(layer)).clusterable:
-            variable = find_weight(layer, attr)
-            if variable is not None:
-                out.append((unwrap(layer).name, variable))
+            out += [(unwrap(layer).name, variable) for variable in find_weights(layer, attr)]
     return out
 
 
@@ -183,10 +238,13 @@ def cluster_report(model):
         16
     """
     require_model(model, "model")
-    report = {}
+    values = {}
     for name, variable in _clusterable_weights(model):
-        values = variable.numpy()
-        report[name] = {"unique": int(np.unique(values).size), "sparsity": float(np.mean(values == 0))}
+        values.setdefault(name, []).append(variable.numpy().ravel())
+    report = {}
+    for name, parts in values.items():  # `unique`: the most distinct values of any one weight
+        report[name] = {"unique": max(int(np.unique(p).size) for p in parts),
+                        "sparsity": float(np.mean(np.concatenate(parts) == 0))}
     return report
 
 

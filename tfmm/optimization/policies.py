@@ -136,16 +136,20 @@ def get_layer_policy(layer):
     )
 
 
-def find_weight(layer, attr):
-    """The variable named `attr` (e.g. `kernel`) of a plain or wrapped layer, or None.
+def find_weights(layer, attr):
+    """Every variable named `attr` (e.g. `kernel`) of a plain or wrapped layer.
 
     Searched by variable name on the outermost layer: QAT wrappers track the
-    kernel themselves and replace the inner `kernel` attribute with a quantized tensor.
+    kernel themselves and replace the inner `kernel` attribute with a quantized
+    tensor. A `Bidirectional` layer has two of each (forward and backward).
     """
-    for weight in layer.weights:
-        if weight.name.split("/")[-1].split(":")[0] == attr:
-            return weight
-    return None
+    return [w for w in layer.weights if w.name.split("/")[-1].split(":")[0] == attr]
+
+
+def find_weight(layer, attr):
+    """The first variable named `attr` of a plain or wrapped layer, or None (see `find_weights`)."""
+    found = find_weights(layer, attr)
+    return found[0] if found else None
 
 
 def layer_setting(layer_name, per_layer, per_branch, default):
@@ -162,10 +166,11 @@ def layer_setting(layer_name, per_layer, per_branch, default):
 def _embedding_policy(layer):
     if layer.mask_zero:
         return LayerPolicy(
-            quantize="float",
+            quantize="float", clusterable=("embeddings",),
             reason=(
                 "Embedding with mask_zero: TFMOT wrappers drop Keras masks, which would change "
-                "the LSTM's result; left unwrapped (the converter still quantizes it)"
+                "the LSTM's result; left unwrapped (the converter still quantizes it; clustering "
+                "works in place) and not pruned"
             ),
         )
     return LayerPolicy(
@@ -174,6 +179,16 @@ def _embedding_policy(layer):
         weight_attrs=("embeddings",),
         clusterable=("embeddings",),
     )
+
+
+def _time_distributed_policy(layer):
+    # The wrapped layer's weights are pruned and clustered under their own names; QAT
+    # has no TFMOT config for the wrapper, so the converter calibrates it.
+    inner = get_layer_policy(layer.layer)
+    return LayerPolicy(
+        prunable=inner.prunable, quantize="float", clusterable=inner.clusterable,
+        reason=f"TimeDistributed({type(layer.layer).__name__}) has no TFMOT config; left float during QAT and "
+               "calibrated by the converter (the wrapped weights are pruned and clustered)")
 
 
 def _conv1d_policy(layer):
@@ -199,14 +214,26 @@ def _register_defaults():
     register_layer_policy(layers.Conv1D, _conv1d_policy)
     register_layer_policy(layers.Embedding, _embedding_policy)
     register_layer_policy(
-        layers.LSTM, LayerPolicy(prunable=("kernel", "recurrent_kernel"), quantize="float", reason=_LSTM_REASON)
+        layers.LSTM, LayerPolicy(prunable=("kernel", "recurrent_kernel"), quantize="float", reason=_LSTM_REASON,
+                                 clusterable=("kernel", "recurrent_kernel"))
     )
     for rnn in (layers.GRU, layers.SimpleRNN):
         register_layer_policy(rnn, LayerPolicy(
-            prunable=("kernel", "recurrent_kernel"), quantize="float",
+            prunable=("kernel", "recurrent_kernel"), quantize="float", clusterable=("kernel", "recurrent_kernel"),
             reason=f"{rnn.__name__} left float during QAT (no TFMOT config) and calibrated by the converter, "
                    "like the LSTM; its kernels are pruned"))
-    register_layer_policy(layers.Bidirectional, LayerPolicy(quantize="float", reason=_LSTM_REASON))
+    register_layer_policy(layers.Bidirectional, LayerPolicy(
+        prunable=("kernel", "recurrent_kernel"), quantize="float", clusterable=("kernel", "recurrent_kernel"),
+        reason="Bidirectional RNN left float during QAT (no TFMOT config) and calibrated by the converter; "
+               "the kernels of both directions are pruned and clustered"))
+    register_layer_policy(layers.TimeDistributed, _time_distributed_policy)
+    register_layer_policy(layers.DepthwiseConv2D, LayerPolicy(
+        prunable=("depthwise_kernel",),
+        reason="depthwise kernels are not clustered (TFMOT: big unrecoverable accuracy loss)"))
+    register_layer_policy(layers.SeparableConv2D, LayerPolicy(
+        prunable=("depthwise_kernel", "pointwise_kernel"), quantize="float", clusterable=("pointwise_kernel",),
+        reason="SeparableConv2D has no TFMOT 8-bit config; left float during QAT and calibrated by the "
+               "converter (both kernels pruned, the pointwise one clustered)"))
     register_layer_policy(layers.BatchNormalization, LayerPolicy(quantize="output"))
     register_layer_policy(
         layers.MultiHeadAttention,
@@ -215,6 +242,9 @@ def _register_defaults():
             reason="MultiHeadAttention has no TFMOT config; the converter quantizes its ops from calibration",
         ),
     )
+    register_layer_policy(layers.Attention, LayerPolicy(
+        quantize="float", reason="Attention has no weights and no TFMOT config (a scaled dot product and "
+                                 "softmax); the converter quantizes its ops from calibration"))
     register_layer_policy(
         layers.LayerNormalization,
         LayerPolicy(quantize="float", reason="LayerNormalization has no TFMOT config"),
@@ -246,53 +276,3 @@ def _register_optional():
 tfmot()  # TFMOT must be importable before policies are used
 _register_defaults()
 _register_optional()
-
-
-def _sample_layers():
-    """One instance of each common tf_keras layer (the rows of the policy table)."""
-    layers = keras.layers
-    return [
-        ("Dense", layers.Dense(4)), ("Conv1D", layers.Conv1D(4, 3)), ("Conv2D", layers.Conv2D(4, 3)),
-        ("DepthwiseConv2D", layers.DepthwiseConv2D(3)), ("SeparableConv2D", layers.SeparableConv2D(4, 3)),
-        ("Conv2DTranspose", layers.Conv2DTranspose(4, 3)), ("Embedding", layers.Embedding(8, 4)),
-        ("Embedding (mask_zero)", layers.Embedding(8, 4, mask_zero=True)), ("LSTM", layers.LSTM(4)),
-        ("GRU", layers.GRU(4)), ("SimpleRNN", layers.SimpleRNN(4)),
-        ("Bidirectional(LSTM)", layers.Bidirectional(layers.LSTM(4))),
-        ("TimeDistributed(Dense)", layers.TimeDistributed(layers.Dense(4))),
-        ("MultiHeadAttention", layers.MultiHeadAttention(2, 4)), ("Attention", layers.Attention()),
-        ("LayerNormalization", layers.LayerNormalization()), ("BatchNormalization", layers.BatchNormalization()),
-        ("Flatten", layers.Flatten()), ("Reshape", layers.Reshape((4,))), ("MaxPooling2D", layers.MaxPooling2D()),
-        ("GlobalAveragePooling2D", layers.GlobalAveragePooling2D()), ("Concatenate", layers.Concatenate()),
-    ]
-
-
-def policy_table():
-    """Return the policy of each common tf_keras layer, as README's table shows it.
-
-    Returns:
-        `[{"layer", "prune", "two_by_four", "quantize", "cluster", "reason"}]`,
-        one row per layer kind, read from the registry (and TFMOT's 8-bit
-        registry for the layers tfmm leaves to it).
-
-    Example:
-        >>> rows = tfmm.optimization.policies.policy_table()
-        >>> next(r for r in rows if r["layer"] == "Dense")["quantize"]
-        'default'
-    """
-    rows = []
-    for name, layer in _sample_layers():
-        policy = get_layer_policy(layer)
-        structured = bool(policy.prunable) and isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))
-        rows.append({"layer": name, "prune": ", ".join(policy.prunable) or "-",
-                     "two_by_four": "yes" if structured else "-", "quantize": policy.quantize,
-                     "cluster": ", ".join(policy.clusterable) or "-", "reason": policy.reason})
-    return rows
-
-
-def policy_table_markdown():
-    """`policy_table()` as the markdown table in README.md (`python scripts/policy_table.py`)."""
-    lines = ["| layer | pruned weights | 2:4 | QAT | clustered weights | why |", "|---|---|---|---|---|---|"]
-    for row in policy_table():
-        lines.append(f"| {row['layer']} | {row['prune']} | {row['two_by_four']} | {row['quantize']} | "
-                     f"{row['cluster']} | {row['reason'] or '-'} |")
-    return "\n".join(lines)

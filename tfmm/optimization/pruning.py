@@ -7,6 +7,7 @@ frequency from the real number of fine-tuning steps, so the last update lands on
 """
 
 import dataclasses
+import functools
 from typing import Dict, Optional, Tuple, Union
 
 from tfmm._args import require_model
@@ -14,7 +15,7 @@ from tfmm._keras import check_keras2, keras, strip_pruning, tfmot, unwrap
 from tfmm.config import Config
 from tfmm.errors import ConfigError
 from tfmm.models.flatten import flatten_model
-from tfmm.optimization.policies import get_layer_policy, layer_setting
+from tfmm.optimization.policies import find_weights, get_layer_policy, layer_setting
 from tfmm.optimization.scope import LayerScope, excluded_scope
 # Measuring and keeping sparsity serve every later stage too (own module); users look here.
 from tfmm.optimization.sparsity import SparsityMask, sparsity_report
@@ -248,11 +249,19 @@ def apply_pruning(model, config, *, steps_per_epoch, epochs=None):
         if config.m_by_n and isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
             m_by_n = config.m_by_n
         fresh = layer.__class__.from_config(layer.get_config())
+        # tfmm's policy, not TFMOT's registry, names the pruned weights (TFMOT's names none
+        # for DepthwiseConv2D and knows no Bidirectional / TimeDistributed).
+        fresh.get_prunable_weights = functools.partial(_policy_weights, fresh)
         return sparsity.prune_low_magnitude(fresh, pruning_schedule=schedule(target), sparsity_m_by_n=m_by_n)
 
     pruned = keras.models.clone_model(model, clone_function=clone)
     _copy_weights(model, pruned)
     return pruned, [sparsity.UpdatePruningStep()]
+
+
+def _policy_weights(layer):
+    """The variables of `layer` its policy calls prunable (TFMOT's `get_prunable_weights`)."""
+    return [w for attr in get_layer_policy(layer).prunable for w in find_weights(layer, attr)]
 
 
 def _copy_weights(source, target):

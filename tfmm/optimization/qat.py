@@ -7,6 +7,9 @@ scheme level rather than per model:
   quantizes float inputs;
 - Conv1D, Embedding, BatchNormalization (after Conv1D), LSTM, attention ... are
   not in TFMOT's 8-bit registry: each layer is annotated by its tfmm policy.
+
+Length: the config, the plan (policy, folding, the float-reader and mask rules that
+decide each layer's mode, all measured against verified int8 files) and `apply_qat`.
 """
 
 import dataclasses
@@ -114,9 +117,23 @@ def quantization_plan(model, config=None):
                              reason="excluded by the QuantizationConfig"))
             continue
         policy = get_layer_policy(inner)
+        if policy.quantize != "float" and _reads_a_mask(inner):
+            plan.append(dict(layer=inner.name, class_name=type(inner).__name__, mode="float",
+                             reason="reads a Keras mask (a masked Embedding before it), which TFMOT's wrapper "
+                                    "would pass to a call() that cannot take it and drop for the layers after"))
+            continue
         plan.append(dict(layer=inner.name, class_name=type(inner).__name__, mode=policy.quantize,
                          reason=policy.reason))
     return _keep_float_inputs_float(model, _mark_folded_batch_norms(model, plan, fold_conv1d=config.fold_batch_norm))
+
+
+def _reads_a_mask(layer):
+    """Whether `layer` is called on a tensor that carries a Keras mask (e.g. after `Embedding(mask_zero=True)`)."""
+    for node in layer.inbound_nodes:
+        for tensor in node.keras_inputs:
+            if getattr(tensor, "_keras_mask", None) is not None:
+                return True
+    return False
 
 
 def _keep_float_inputs_float(model, plan):

@@ -5,25 +5,31 @@ from typing import Optional
 
 from tfmm.config import Config
 from tfmm.errors import ConfigError
+from tfmm.optimization.channels import ChannelPruningConfig
 from tfmm.optimization.clustering import ClusteringConfig
 from tfmm.optimization.distillation import DistillationConfig
+from tfmm.optimization.lowrank import LowRankConfig
 from tfmm.optimization.pruning import PruningConfig
 from tfmm.optimization.qat import QuantizationConfig
 
 __all__ = ["Recipe", "STAGES"]
 
 # Stages always run in this order, whatever order a YAML file lists them in.
-STAGES = ("distill", "prune", "cluster", "quantize")
+STAGES = ("distill", "channel_prune", "low_rank", "prune", "cluster", "quantize")
 
 
 @dataclasses.dataclass(frozen=True)
 class Recipe(Config):
-    """An optimization recipe: distill -> prune -> cluster -> QAT, each fine-tuned.
+    """An optimization recipe: distill -> channel prune -> low rank -> prune -> cluster -> QAT, each fine-tuned.
 
     Args:
         distill: A `DistillationConfig` (or dict with a `teacher` path): the
             model given to `optimize` is the student, trained from the teacher
             first. None skips distillation.
+        channel_prune: A `ChannelPruningConfig` (or dict): remove whole filters /
+            units (the graph gets smaller), or None.
+        low_rank: A `LowRankConfig` (or dict): factorize Dense / Embedding / RNN
+            input kernels, or None.
         prune: A `PruningConfig` (or dict), or None to skip pruning.
         cluster: A `ClusteringConfig` (or dict), or None. After `prune` it keeps
             the zeros; before `quantize` QAT keeps the clusters (PCQAT / CQAT).
@@ -41,13 +47,16 @@ class Recipe(Config):
     """
 
     distill: Optional[DistillationConfig] = None
+    channel_prune: Optional[ChannelPruningConfig] = None
+    low_rank: Optional[LowRankConfig] = None
     prune: Optional[PruningConfig] = None
     cluster: Optional[ClusteringConfig] = None
     quantize: Optional[QuantizationConfig] = None
     learning_rate: float = 5e-4
 
     def validate(self):
-        types = {"distill": DistillationConfig, "prune": PruningConfig, "cluster": ClusteringConfig,
+        types = {"distill": DistillationConfig, "channel_prune": ChannelPruningConfig, "low_rank": LowRankConfig,
+                 "prune": PruningConfig, "cluster": ClusteringConfig,
                  "quantize": QuantizationConfig}
         for stage, kind in types.items():
             value = getattr(self, stage)
@@ -71,7 +80,7 @@ class Recipe(Config):
         """Build a recipe; stage settings may be None or `{}` for the defaults.
 
         Args:
-            data: Mapping with stage keys (`distill`, `prune`, `cluster`, `quantize`)
+            data: Mapping with stage keys (`distill`, `channel_prune`, `low_rank`, `prune`, `cluster`, `quantize`)
                 and `learning_rate`.
 
         Returns:

@@ -9,7 +9,7 @@ import numpy as np
 
 from tfmm._args import require_model
 from tfmm._keras import check_keras2, keras, unwrap
-from tfmm.optimization.policies import find_weight, get_layer_policy
+from tfmm.optimization.policies import find_weights, get_layer_policy
 
 __all__ = ["SparsityMask", "sparsity_report"]
 
@@ -40,9 +40,7 @@ def sparsity_report(model):
         policy = get_layer_policy(inner)
         values = []
         for attr in policy.prunable:
-            variable = find_weight(layer, attr)
-            if variable is not None:
-                values.append(np.asarray(variable.numpy()).ravel())
+            values += [np.asarray(variable.numpy()).ravel() for variable in find_weights(layer, attr)]
         if not values:
             continue
         flat = np.concatenate(values)
@@ -76,10 +74,8 @@ class SparsityMask(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self._masks = []
         for layer in self.model.layers:
-            for attr in get_layer_policy(unwrap(layer)).prunable:
-                variable = find_weight(layer, attr)
-                if variable is None:
-                    continue
+            policy = get_layer_policy(unwrap(layer))
+            for variable in (v for attr in policy.prunable for v in find_weights(layer, attr)):
                 mask = np.asarray(variable.numpy()) != 0
                 if 1.0 - mask.mean() >= self.min_sparsity:
                     self._masks.append((variable, mask.astype(variable.dtype.as_numpy_dtype)))

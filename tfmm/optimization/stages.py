@@ -3,8 +3,11 @@
 A stage is built from its config (a recipe entry), checks the model before any
 training (`check`: every layer it names must exist) and `run`s on the model the
 stage before it produced, returning the new model, its training history and a
-typed `StageReport`. `optimize` is a loop over stages; a new stage (channel
-pruning, low-rank, ...) is a new subclass registered in `STAGE_TYPES`.
+typed `StageReport`. `optimize` is a loop over stages; a new stage is a new
+subclass registered in `STAGE_TYPES`.
+
+Length: the protocol, the shared context and the six short stage classes; each
+stage's work lives in its own module (pruning, channels, lowrank, clustering, qat).
 """
 
 import dataclasses
@@ -13,7 +16,9 @@ from typing import Optional
 from tfmm._keras import keras
 from tfmm.artifacts import copy_model
 from tfmm.errors import ConfigError
+from tfmm.optimization.channels import prune_channels
 from tfmm.optimization.clustering import ClusterPreserve, apply_clustering, cluster_report, strip_clustering
+from tfmm.optimization.lowrank import factorize_low_rank
 from tfmm.optimization.pruning import SparsityMask, apply_pruning, pruning_plan, sparsity_report, strip
 from tfmm.optimization.qat import apply_qat, quantization_plan, qat_scope
 from tfmm.optimization.scope import excluded_scope
@@ -191,6 +196,34 @@ class DistillStage(Stage):
                      "student_params": int(model.count_params())})
 
 
+class _SurgeryStage(Stage):
+    """A stage that rewrites the graph smaller, then fine-tunes it (channel pruning, low rank)."""
+
+    surgery = None
+
+    def run(self, context, model):
+        before = int(model.count_params())
+        smaller, plan, left_out = type(self).surgery(model, self.config)
+        smaller, history = context.fit(self.name, smaller, self.config.epochs, context.recipe.learning_rate, [])
+        return smaller, history, StageReport(
+            self.name, context.evaluate(smaller), left_out=tuple(left_out),
+            details={"plan": plan, "params_before": before, "params_after": int(smaller.count_params())})
+
+
+class ChannelPruneStage(_SurgeryStage):
+    """Remove whole filters / units (`prune_channels`), then fine-tune."""
+
+    name = "channel_prune"
+    surgery = staticmethod(prune_channels)
+
+
+class LowRankStage(_SurgeryStage):
+    """Factorize Dense / Embedding / RNN input kernels (`factorize_low_rank`), then fine-tune."""
+
+    name = "low_rank"
+    surgery = staticmethod(factorize_low_rank)
+
+
 class PruneStage(Stage):
     """Magnitude pruning, fine-tuned, then stripped."""
 
@@ -233,7 +266,7 @@ class ClusterStage(Stage):
     def run(self, context, model):
         config = context.after_pruning(self.config)
         clustered, left_out = apply_clustering(model, config)
-        # Layers left unclustered (the LSTM) would regrow their pruned weights.
+        # Layers left unclustered would regrow their pruned weights.
         masks = [SparsityMask()] if config.preserve_sparsity else []
         clustered, history = context.fit(self.name, clustered, config.epochs, config.learning_rate, masks)
         model = context.compile(strip_clustering(clustered), context.recipe.learning_rate)
@@ -273,4 +306,5 @@ class QuantizeStage(Stage):
                      "plan": plan, "float_layers": float_layers})
 
 
-STAGE_TYPES = {stage.name: stage for stage in (DistillStage, PruneStage, ClusterStage, QuantizeStage)}
+STAGE_TYPES = {stage.name: stage for stage in (DistillStage, ChannelPruneStage, LowRankStage, PruneStage,
+                                               ClusterStage, QuantizeStage)}
