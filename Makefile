@@ -29,9 +29,12 @@ test: $(VENV)/.installed-dev
 test-quick: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -n 2 --maxschedchunk 1 -m "not slow" $(ARGS)
 
-# Benchmarks (not run by CI): writes benchmarks/results/results.{md,json} and plots.
+# Benchmarks (not run by CI): writes benchmarks/results/results.{md,json} and plots, the
+# speed profile (speed_profile.md) and the compressed models (compressed.md).
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/run.py $(ARGS)
+	cd benchmarks && ../$(BIN)/python speed_profile.py
+	cd benchmarks && ../$(BIN)/python compressed.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info tfmm-demo .pytest_cache

@@ -82,13 +82,10 @@ def interleaved_p50(paths, *, rounds=5, runs=200, num_threads=1):
     Returns:
         `{name: {"p50_ms": median over rounds, "rounds": [p50 per round]}}`.
     """
-    from tfmm.export import benchmark_tflite
+    from tfmm.export import compare_latency
 
-    per_round = {name: [] for name in paths}
-    for _ in range(rounds):
-        for name, path in paths.items():
-            per_round[name].append(round(benchmark_tflite(path, runs=runs, num_threads=num_threads).p50_ms, 4))
-    return {name: {"p50_ms": float(np.median(r)), "rounds": r} for name, r in per_round.items()}
+    turns = compare_latency(paths, rounds=rounds, runs=runs, num_threads=num_threads)
+    return {name: {"p50_ms": t.p50_ms, "rounds": [round(x, 4) for x in t.rounds]} for name, t in turns.items()}
 
 
 def mcnemar_p(b, c):

@@ -115,6 +115,10 @@ def test_train_optimize_export_inspect_bench_chain(tmp_path, monkeypatch, capsys
     assert {t["name"]: t["dtype"] for t in summary["inputs"]} == {"image": "int8", "text": "int32"}
     latency = json.loads(_run(["bench", "opt.tflite", "--threads", "2", "--runs", "10", "--json"], capsys))
     assert latency["num_threads"] == 2 and 0 < latency["p50_ms"] <= latency["p90_ms"]
+    (tmp_path / "copy.tflite").write_bytes((tmp_path / "opt.tflite").read_bytes())
+    turns = json.loads(_run(["bench", "opt.tflite", "copy.tflite", "--runs", "5", "--rounds", "2", "--json"], capsys))
+    assert list(turns) == ["opt.tflite", "copy.tflite"] and turns["opt.tflite"]["ratio"] == 1.0
+    assert len(turns["copy.tflite"]["rounds"]) == 2 and turns["copy.tflite"]["low_ms"] <= turns["copy.tflite"]["p50_ms"]
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -29,9 +29,9 @@ EXPECTED = {
         "strip_clustering",
     ],
     "tfmm.export": [
-        "ExportConfig", "ExportResult", "ExportWarning", "LatencyReport", "MODES", "MODE_TABLE", "PREFERENCES", "PrefixMaskedLSTM", "RNN_LAYOUTS",
+        "ExportConfig", "ExportResult", "ExportWarning", "LatencyComparison", "LatencyReport", "MODES", "MODE_TABLE", "PREFERENCES", "PrefixMaskedLSTM", "RNN_LAYOUTS",
         "Selection", "TFLiteRunner", "TFLiteSummary", "TensorInfo", "UnrolledBidirectional", "UnrolledLSTM",
-        "VerificationReport", "benchmark_tflite", "compact_tflite", "export_saved_model", "export_tflite",
+        "VerificationReport", "benchmark_tflite", "compact_tflite", "compare_latency", "export_saved_model", "export_tflite",
         "gzip_size", "inspect_tflite", "prepare_for_export", "verify_tflite",
     ],
     "tfmm.data": [

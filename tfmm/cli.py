@@ -170,10 +170,12 @@ def _build_parser():
     inspect.add_argument("--json", action="store_true")
     inspect.set_defaults(func=commands.cmd_inspect)
 
-    bench = sub.add_parser("bench", help="latency of a .tflite file on this CPU")
-    bench.add_argument("path", help="a .tflite file")
+    bench = sub.add_parser("bench", help="latency of .tflite files on this CPU (several: timed in turns)")
+    bench.add_argument("path", nargs="+", help="one or more .tflite files (the first is the reference)")
     bench.add_argument("--threads", type=_positive_int, default=1)
     bench.add_argument("--runs", type=_positive_int, default=100)
+    bench.add_argument("--rounds", type=_positive_int, default=5,
+                       help="with several files: rounds of turns; the median over rounds is reported")
     bench.add_argument("--json", action="store_true")
     bench.set_defaults(func=commands.cmd_bench)
     return parser

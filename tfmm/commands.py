@@ -233,6 +233,9 @@ def cmd_optimize(args):
         "sparsity": f"{last.get('sparsity', 0.0):.4f}", "wall time": f"{seconds:.0f} s",
         "layers left float": ", ".join(f["layer"] for f in last.get("float_layers", [])) or "none",
     }
+    shrunk = [stages[s] for s in ("channel_prune", "low_rank") if s in stages]
+    if shrunk:  # the graph itself got smaller
+        facts["parameters"] = f"{shrunk[0]['params_before']:,} -> {shrunk[-1]['params_after']:,}"
     html = write_report(report_dir, title="tfmm optimize", facts=facts,
                         variants=[{"name": "float", "accuracy": before}, {"name": "optimized", "accuracy": after}],
                         sparsity=sparsity, history=result.history, extra={"optimization": result.report})
@@ -308,13 +311,24 @@ def cmd_inspect(args):
 
 
 def cmd_bench(args):
-    """`tfmm bench`: p50 / p90 / mean latency at the given thread count."""
-    from tfmm.export import benchmark_tflite
+    """`tfmm bench`: p50 / p90 / mean latency of one file; several files are timed in interleaved turns."""
+    from tfmm.export import benchmark_tflite, compare_latency
 
-    report = benchmark_tflite(args.path, num_threads=args.threads, runs=args.runs)
+    paths = args.path if isinstance(args.path, list) else [args.path]
+    if len(paths) == 1:
+        report = benchmark_tflite(paths[0], num_threads=args.threads, runs=args.runs)
+        if args.json:
+            print(json.dumps(report.to_dict()))
+        else:
+            print(f"{paths[0]}: p50 {report.p50_ms:.3f} ms, p90 {report.p90_ms:.3f} ms, "
+                  f"mean {report.mean_ms:.3f} ms ({report.runs} runs, {report.num_threads} thread(s))")
+        return 0
+    turns = compare_latency(paths, rounds=args.rounds, runs=args.runs, num_threads=args.threads)
     if args.json:
-        print(json.dumps(report.to_dict()))
-    else:
-        print(f"{args.path}: p50 {report.p50_ms:.3f} ms, p90 {report.p90_ms:.3f} ms, "
-              f"mean {report.mean_ms:.3f} ms ({report.runs} runs, {report.num_threads} thread(s))")
+        print(json.dumps({path: t.to_dict() for path, t in turns.items()}))
+        return 0
+    print(f"{args.rounds} rounds in turns, {args.runs} runs per file and round, {args.threads} thread(s); "
+          "p50 = median over rounds (fastest - slowest round)")
+    for path, t in turns.items():
+        print(f"  {path}: p50 {t.p50_ms:.3f} ms ({t.low_ms:.3f} - {t.high_ms:.3f}), {t.ratio:.2f}x the first")
     return 0

@@ -212,6 +212,21 @@ def test_benchmark_reports_ordered_percentiles(exported):
 
 
 @pytest.mark.slow
+def test_compare_latency_times_files_in_turns_with_spread(exported):
+    turns = tfmm.export.compare_latency({"float32": exported["float32"].path, "int8": exported["int8"].path,
+                                         "int8, builtin kernels": (exported["int8"].path, False)},
+                                        rounds=3, runs=10, warmup=1)
+    assert list(turns) == ["float32", "int8", "int8, builtin kernels"] and turns["float32"].ratio == 1.0
+    for t in turns.values():
+        assert len(t.rounds) == 3 and t.low_ms <= t.p50_ms <= t.high_ms and t.num_threads == 1
+    assert turns["int8"].ratio == pytest.approx(turns["int8"].p50_ms / turns["float32"].p50_ms)
+    with pytest.raises(ConfigError, match="at least one"):
+        tfmm.export.compare_latency({})
+    with pytest.raises(ConfigError, match="rounds"):
+        tfmm.export.compare_latency([exported["int8"].path], rounds=0)
+
+
+@pytest.mark.slow
 def test_saved_model_has_a_named_batch_1_signature(learnable, tmp_path):
     import tensorflow as tf
 

@@ -95,6 +95,11 @@ def test_low_rank_of_an_exactly_low_rank_kernel_is_exact_and_keeps_the_mask():
         factorize_low_rank(model, {"per_layer": {"lstn": 2}})
     with pytest.raises(ConfigError, match="rank >= 1"):
         factorize_low_rank(model, {"per_layer": {"lstm": 0}})
+    # By energy: an exactly rank-2 table needs rank 2 for 99.9% of it.
+    _, plan, _ = factorize_low_rank(model, {"energy": 0.999, "exclude": ["lstm", "hidden", "out"]})
+    assert [(p["layer"], p["rank"]) for p in plan] == [("emb", 2)]
+    with pytest.raises(ConfigError, match="energy"):
+        factorize_low_rank(model, {"energy": 1.5})
 
 
 def test_recipes_take_the_new_stages_in_order():

@@ -154,15 +154,20 @@ def test_a_users_own_list_input_model_goes_through_optimize_and_export(manifest,
     image, audio = keras.Input((16, 16, 1), name="image"), keras.Input((512,), name="audio")  # loader gives (512, 1)
     h = keras.layers.GlobalAveragePooling2D()(keras.layers.SeparableConv2D(8, 3, activation="relu")(image))
     s = keras.layers.GRU(8)(keras.layers.Reshape((64, 8))(audio))
-    out = keras.layers.Dense(4, activation="softmax")(keras.layers.Concatenate()([h, s]))
+    hidden = keras.layers.Dense(16, activation="relu")(keras.layers.Concatenate()([h, s]))
+    out = keras.layers.Dense(4, activation="softmax")(hidden)
     model = keras.Model([image, audio], out, name="users_model")
     model.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
     model.save(tmp_path / "mine.keras")
-    (tmp_path / "r.yaml").write_text("prune:\n  target_sparsity: 0.5\n  epochs: 2\nquantize:\n  epochs: 1\n")
+    (tmp_path / "r.yaml").write_text("channel_prune:\n  fraction: 0.5\n  epochs: 1\n"
+                                     "prune:\n  target_sparsity: 0.5\n  epochs: 2\nquantize:\n  epochs: 1\n")
     _run(["optimize", "--model", "mine.keras", "--data", data, "--recipe", "r.yaml", "--out", "o.tfmm", "--quiet"],
          capsys)
-    stages_report = json.loads((tmp_path / "o-optimize-report" / "results.json").read_text())["optimization"]
+    results = json.loads((tmp_path / "o-optimize-report" / "results.json").read_text())
+    stages_report = results["optimization"]
     assert abs(stages_report["stages"]["prune"]["sparsity"] - 0.5) <= 0.02
+    channels = stages_report["stages"]["channel_prune"]
+    assert channels["params_after"] < channels["params_before"] and "->" in results["facts"]["parameters"]
     _run(["export", "--model", "o.tfmm", "--data", data, "--out", "o.tflite", "--runs", "3", "--quiet"], capsys)
     exported = json.loads((tmp_path / "o-export-report" / "results.json").read_text())
     assert {t["name"]: t["dtype"] for t in exported["export"]["summary"]["inputs"]} == {"image": "int8",

@@ -7,7 +7,7 @@ Example:
     >>> tfmm.export.benchmark_tflite("m.tflite", num_threads=1).p50_ms  # doctest: +SKIP
 """
 
-from tfmm.export.benchmark import LatencyReport, benchmark_tflite
+from tfmm.export.benchmark import LatencyComparison, LatencyReport, benchmark_tflite, compare_latency
 from tfmm.export.inspect import TensorInfo, TFLiteSummary, gzip_size, inspect_tflite
 from tfmm.export.interpreter import TFLiteRunner
 from tfmm.export.compact import compact_tflite
@@ -21,6 +21,7 @@ __all__ = [
     "ExportConfig",
     "ExportResult",
     "ExportWarning",
+    "LatencyComparison",
     "LatencyReport",
     "MODES",
     "MODE_TABLE",
@@ -35,6 +36,7 @@ __all__ = [
     "UnrolledLSTM",
     "VerificationReport",
     "benchmark_tflite",
+    "compare_latency",
     "compact_tflite",
     "export_saved_model",
     "export_tflite",

@@ -17,6 +17,12 @@ def _interpreter_class():
     return Interpreter
 
 
+def _no_delegates():
+    from ai_edge_litert.interpreter import OpResolverType
+
+    return OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+
+
 class TFLiteRunner:
     """Run a `.tflite` file through its signature runner, on float or integer inputs.
 
@@ -28,6 +34,8 @@ class TFLiteRunner:
         path: The `.tflite` file.
         num_threads: Interpreter threads (XNNPACK is on by default in LiteRT).
         signature: Signature key; defaults to the only / first signature.
+        xnnpack: Apply LiteRT's default XNNPACK delegate (False: TFLite's builtin
+            kernels only, to see what XNNPACK brings).
 
     Raises:
         ExportError: The file is missing, corrupt or has no signature.
@@ -37,7 +45,7 @@ class TFLiteRunner:
         >>> probs = runner({"image": x["image"][:1], "text": x["text"][:1]})  # doctest: +SKIP
     """
 
-    def __init__(self, path, *, num_threads=1, signature=None):
+    def __init__(self, path, *, num_threads=1, signature=None, xnnpack=True):
         positive_int(num_threads, "num_threads")
         if not isinstance(path, (str, os.PathLike)):
             raise ConfigError(f"`path` must be the path of a .tflite file. Received: {type(path).__name__}")
@@ -46,7 +54,8 @@ class TFLiteRunner:
             raise ExportError(f"No TFLite file at {self.path!r}.")
         try:
             with native_stderr_captured():  # LiteRT logs the XNNPACK delegate when it applies it
-                self.interpreter = _interpreter_class()(model_path=self.path, num_threads=num_threads)
+                options = {} if xnnpack else {"experimental_op_resolver_type": _no_delegates()}
+                self.interpreter = _interpreter_class()(model_path=self.path, num_threads=num_threads, **options)
                 self.interpreter.allocate_tensors()  # so that state variables can be reset
             signatures = self.interpreter.get_signature_list()
             if not signatures:

@@ -16,7 +16,7 @@ import copy
 import dataclasses
 import fnmatch
 import math
-from typing import Dict, Tuple, Union
+from typing import Dict, Optional, Tuple, Union
 
 import numpy as np
 
@@ -40,6 +40,8 @@ class LowRankConfig(Config):
 
     Args:
         rank_fraction: Rank kept, as a fraction of `min(m, n)` of each kernel (rounded up).
+        energy: If set, each kernel keeps the smallest rank whose singular values hold
+            this fraction of its squared Frobenius norm (e.g. 0.9); replaces `rank_fraction`.
         per_layer: Ranks by layer-name glob pattern (an int >= 1), overriding `rank_fraction`.
         exclude: Layers left whole: a `LayerScope` or a list of names, patterns and class names.
         epochs: Fine-tuning epochs after the rewrite.
@@ -52,6 +54,7 @@ class LowRankConfig(Config):
     """
 
     rank_fraction: float = 0.25
+    energy: Optional[float] = None
     per_layer: Dict[str, int] = dataclasses.field(default_factory=dict)
     exclude: Union[Tuple[str, ...], LayerScope] = ()
     epochs: int = 2
@@ -60,6 +63,9 @@ class LowRankConfig(Config):
         self._check_fraction("rank_fraction", low=0.0, high=1.0)
         if not self.rank_fraction > 0:
             self._fail("rank_fraction", "must be a fraction in (0, 1]")
+        if self.energy is not None and (isinstance(self.energy, bool) or not isinstance(self.energy, (int, float))
+                                        or not 0 < self.energy < 1):
+            self._fail("energy", "must be None or a fraction in (0, 1), e.g. 0.9")
         for pattern, rank in self.per_layer.items():
             if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
                 raise ConfigError(f"`per_layer[{pattern!r}]` must be a rank >= 1. Received: {rank!r}")
@@ -78,11 +84,14 @@ def _kernel(layer):
     return None
 
 
-def _rank(layer, shape, config):
+def _rank(layer, kernel, config):
     for pattern, rank in config.per_layer.items():
         if fnmatch.fnmatchcase(layer.name, pattern):
             return rank
-    return max(1, math.ceil(config.rank_fraction * min(shape)))
+    if config.energy is not None:
+        squared = np.linalg.svd(kernel.astype("float64"), compute_uv=False) ** 2
+        return int(np.searchsorted(np.cumsum(squared) / squared.sum(), config.energy) + 1)
+    return max(1, math.ceil(config.rank_fraction * min(kernel.shape)))
 
 
 def _factors(kernel, rank):
@@ -137,7 +146,7 @@ def factorize_low_rank(model, config):
         if kernel is None or excluded.matches(layer):
             continue
         m, n = kernel.shape
-        rank = _rank(layer, kernel.shape, config)
+        rank = _rank(layer, kernel, config)
         ref = _inbound_refs(entries[layer.name])
         reason = None
         if rank * (m + n) >= m * n:
