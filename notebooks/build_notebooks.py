@@ -14,10 +14,18 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-SETUP = '''# Colab: install tfmm (set TFMM_SOURCE to your fork or a wheel); skipped where tfmm is installed.
-import importlib.util, os, subprocess, sys
+SETUP = '''# Colab: install tfmm from an uploaded wheel (`pip wheel --no-deps .` in a clone makes one), a clone
+# beside this notebook, or TFMM_SOURCE (any pip argument: a path, a wheel, a git URL of your copy).
+# Skipped where tfmm is installed.
+import glob, importlib.util, os, subprocess, sys
 if importlib.util.find_spec("tfmm") is None:
-    source = os.environ.get("TFMM_SOURCE", "git+https://github.com/tfmm-dev/tfmm")
+    wheels = sorted(glob.glob("tfmm-*.whl")) + sorted(glob.glob("/content/tfmm-*.whl"))
+    clones = [d for d in (".", "tfmm", "/content/tfmm", "..") if os.path.isfile(os.path.join(d, "setup.cfg"))
+              and os.path.isdir(os.path.join(d, "tfmm"))]
+    source = os.environ.get("TFMM_SOURCE") or (wheels[-1] if wheels else clones[0] if clones else None)
+    if source is None:
+        raise SystemExit("tfmm is not installed: upload the tfmm-*.whl wheel to the session's files, or clone "
+                         "the repository next to this notebook, or set TFMM_SOURCE, then run this cell again.")
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", source])
 
 import tfmm  # first: it selects Keras 2 (tf_keras), which TFMOT needs

@@ -5,6 +5,8 @@ import sys
 
 import pytest
 
+import tfmm
+
 from tfmm.cli import main
 from tfmm.data.av_digits import SEQUENCE_LENGTH
 
@@ -23,6 +25,23 @@ def test_help_and_version(capsys):
     with pytest.raises(SystemExit) as info:
         main(["--version"])
     assert info.value.code == 0
+
+
+def test_python_dash_m_tfmm_runs_the_cli_and_the_package_claims_this_python():
+    import configparser
+    import os
+
+    proc = subprocess.run([sys.executable, "-m", "tfmm", "--version"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == f"tfmm {tfmm.__version__}", proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "tfmm", "fly"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "usage: tfmm" in proc.stderr
+    setup = configparser.ConfigParser()
+    setup.read(os.path.join(os.path.dirname(os.path.dirname(__file__)), "setup.cfg"))
+    from packaging.specifiers import SpecifierSet
+
+    supported = SpecifierSet(setup["options"]["python_requires"])
+    here = ".".join(map(str, sys.version_info[:3]))
+    assert here in supported and all(v in supported for v in ("3.10.0", "3.12.1", "3.13.0")), supported
 
 
 @pytest.mark.parametrize("argv", [[], ["fly"], ["demo", "--epochs", "0"], ["demo", "--bogus"]])

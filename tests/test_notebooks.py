@@ -20,6 +20,46 @@ def test_there_are_three_notebooks_without_outputs():
         assert not any("/work/" in c.source or "/home/" in c.source for c in notebook.cells), "no local paths"
 
 
+_INSTALL_PROBE = """
+import importlib.util, json, subprocess, sys
+real = importlib.util.find_spec
+importlib.util.find_spec = lambda name, *a: None if name == "tfmm" else real(name, *a)
+calls = []
+subprocess.check_call = lambda argv: calls.append(argv[-1])
+try:
+    exec(open(sys.argv[1]).read().split("import tfmm  # first")[0])
+except SystemExit as e:
+    calls.append("exit: " + str(e))
+print(json.dumps(calls))
+"""
+
+
+@pytest.mark.parametrize("files, expected", [
+    (["tfmm-0.1.0-py3-none-any.whl"], "tfmm-0.1.0-py3-none-any.whl"),  # uploaded to Colab's files
+    (["tfmm/setup.cfg", "tfmm/tfmm/__init__.py"], "tfmm"),  # a clone beside the notebook
+    ([], "exit: tfmm is not installed: upload the tfmm-*.whl wheel"),
+])
+def test_the_install_cell_finds_a_wheel_or_a_clone_and_names_no_placeholder_url(files, expected, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    import nbformat
+
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    cell = nbformat.read(os.path.join(NOTEBOOKS, NAMES[0]), as_version=4).cells[1].source
+    assert "github.com" not in cell and "TFMM_SOURCE" in cell
+    (tmp_path / "cell.py").write_text(cell)
+    (tmp_path / "probe.py").write_text(_INSTALL_PROBE)
+    env = {k: v for k, v in os.environ.items() if k != "TFMM_SOURCE"}
+    proc = subprocess.run([sys.executable, "probe.py", "cell.py"], cwd=tmp_path, capture_output=True, text=True,
+                          env=env, timeout=120)
+    calls = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert len(calls) == 1 and calls[0].startswith(expected), (calls, proc.stderr[-2000:])
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_notebook_executes(name, tmp_path, monkeypatch):
