@@ -174,10 +174,19 @@ for t in summary.inputs + summary.outputs:
     print(f"{t.name:<16} {t.dtype:<6} {list(t.shape)} scale={t.scale:.6g} zero_point={t.zero_point}")
 print("ops:", summary.op_histogram)
 print("float ops:", summary.float_ops or "none: fully integer")'''),
+    new_markdown_cell("## Metadata inside the file\nTFLite Metadata: each input's meaning, normalization and "
+                      "range, and the labels / vocabulary as associated files (Android Studio's ML binding reads them)."),
+    new_code_cell('''from tfmm.export import read_metadata
+meta = read_metadata(files["int8"].path)
+print(meta["name"], "|", meta["version"])
+for entry in meta["inputs"]:
+    print(f"  {entry['name']:<6} {entry['description'][:70]} normalization={entry.get('normalization')}")
+print("associated files:", sorted(meta["files"]), "| labels:", meta["files"]["labels.txt"].split()[:3])'''),
     new_markdown_cell("## Android hand-off\nShip the `.tflite`, `<name>.vocab.json` and `<name>.labels.txt`. "
                       "Call the `serving_default` signature runner with inputs named `image`, `text`, `audio`; "
                       "quantize image / audio with the scale and zero point above, feed token ids as int32, "
-                      "and call `resetVariableTensors()` before each example if the file has a fused LSTM."),
+                      "and call `resetVariableTensors()` before each example if the file has a fused LSTM. "
+                      "`android/src/main/java/dev/tfmm/TextTokenizer.java` turns text into the same ids as Python."),
     new_code_cell('''import json
 print(sorted(os.listdir(WORK)))
 vocabulary = json.load(open(os.path.join(WORK, "model_int8.vocab.json")))

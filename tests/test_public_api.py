@@ -32,7 +32,7 @@ EXPECTED = {
         "ExportConfig", "ExportResult", "ExportWarning", "LatencyComparison", "LatencyReport", "MODES", "MODE_TABLE", "PREFERENCES", "PrefixMaskedLSTM", "RNN_LAYOUTS",
         "Selection", "TFLiteRunner", "TFLiteSummary", "TensorInfo", "UnrolledBidirectional", "UnrolledLSTM",
         "VerificationReport", "benchmark_tflite", "compact_tflite", "compare_latency", "export_saved_model", "export_tflite",
-        "gzip_size", "inspect_tflite", "prepare_for_export", "verify_tflite",
+        "gzip_size", "inspect_tflite", "prepare_for_export", "read_metadata", "verify_tflite",
     ],
     "tfmm.data": [
         "AVDigitsInfo", "DataLimits", "DataSplits", "DataWarning", "INPUT_DTYPES", "ManifestData", "TextTokenizer",

@@ -7,6 +7,7 @@ Example:
     >>> tfmm.export.benchmark_tflite("m.tflite", num_threads=1).p50_ms  # doctest: +SKIP
 """
 
+from tfmm.export.metadata import read_metadata
 from tfmm.export.benchmark import LatencyComparison, LatencyReport, benchmark_tflite, compare_latency
 from tfmm.export.inspect import TensorInfo, TFLiteSummary, gzip_size, inspect_tflite
 from tfmm.export.interpreter import TFLiteRunner
@@ -43,5 +44,6 @@ __all__ = [
     "gzip_size",
     "inspect_tflite",
     "prepare_for_export",
+    "read_metadata",
     "verify_tflite",
 ]

@@ -31,7 +31,9 @@ from tfmm._args import require_model
 from tfmm._keras import check_keras2
 from tfmm._quiet import native_stderr_captured
 from tfmm._files import atomic_write_bytes, check_output_path, scratch_dir
+from tfmm import __version__
 from tfmm.artifacts import write_sidecars
+from tfmm.export.metadata import embed_metadata
 from tfmm.data import representative_dataset
 from tfmm.errors import ConfigError, ExportError
 from tfmm.export.compact import compact_tflite
@@ -112,6 +114,7 @@ def export_tflite(
     per_channel_dense=False,
     verbose=0,
     config=None,
+    metadata=True,
 ):
     """Convert a Keras model to a `.tflite` file and describe what came out.
 
@@ -150,6 +153,9 @@ def export_tflite(
         tokenizer: Optional `tfmm.data.TextTokenizer`, saved next to the model as
             `<name>.vocab.json` for the app.
         class_names: Optional class names, saved as `<name>.labels.txt`.
+        metadata: Embed TFLite Metadata in the file (`tfmm.export.metadata`):
+            model name and version, each input's meaning, normalization and range,
+            and the labels / vocabulary (given above) as associated files.
         layer_errors: int8 only: also measure each tensor's quantization
             error on the calibration data (one more calibrated conversion with
             the QuantizationDebugger) into `ExportResult.layer_errors`.
@@ -243,6 +249,11 @@ def export_tflite(
                     f"{'; '.join(widened[:5])}{' ...' if len(widened) > 5 else ''}. Calibrate with more "
                     "varied representative_data to avoid it.", ExportWarning, stacklevel=2)
         _check_loadable(content, os.path.join(tmp, "candidate.tflite"), model, mode.name)
+        if metadata:
+            content = embed_metadata(content, inspect_tflite(os.path.join(tmp, "candidate.tflite")),
+                                     name=model.name, version=f"tfmm {__version__}, {mode.name}",
+                                     tokenizer=tokenizer, class_names=class_names)
+            _check_loadable(content, os.path.join(tmp, "candidate.tflite"), model, mode.name)
         errors = ()
         if config.layer_errors and mode.name == "int8":
             errors = measure_layer_errors(saved, calibration, fully_quantize=config.int8_io)
