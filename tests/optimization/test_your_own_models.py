@@ -190,7 +190,8 @@ def test_a_nested_backbone_is_pruned_inside_and_exports_verified_int8(tmp_path):
 
 
 @pytest.mark.slow
-def test_bidirectional_time_distributed_separable_and_depthwise_are_pruned_clustered_and_export_int8(tmp_path):
+def test_bidirectional_time_distributed_separable_depthwise_and_flatten_are_pruned_clustered_and_export_int8(
+        tmp_path):
     def text(x):
         recurrent = keras.layers.Bidirectional(keras.layers.GRU(8), name="text_bigru")(x)
         per_step = keras.layers.TimeDistributed(keras.layers.Dense(8, activation="relu"), name="text_td")(x)
@@ -199,7 +200,8 @@ def test_bidirectional_time_distributed_separable_and_depthwise_are_pruned_clust
     def image(pixels):
         h = keras.layers.SeparableConv2D(8, 3, activation="relu", name="image_sep")(pixels)
         h = keras.layers.DepthwiseConv2D(3, activation="relu", name="image_dw")(h)
-        return keras.layers.GlobalAveragePooling2D()(h)
+        h = keras.layers.MaxPooling2D(name="image_pool")(h)
+        return keras.layers.Dense(8, activation="relu", name="image_dense")(keras.layers.Flatten()(h))
 
     model, train, test = _fit(text, image)
     recipe = {"prune": {"target_sparsity": 0.5, "epochs": 1}, "cluster": {"number_of_clusters": 8, "epochs": 1},

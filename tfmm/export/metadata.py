@@ -26,6 +26,7 @@ from flatbuffers import number_types as N
 from flatbuffers.table import Table
 
 from tfmm.errors import ExportError
+from tfmm.export.compact import compact_tflite
 
 __all__ = ["embed_metadata", "read_metadata"]
 
@@ -130,7 +131,8 @@ def _describe_inputs(summary):
     return entries
 
 
-def embed_metadata(content, summary, *, name, version, tokenizer=None, class_names=None, description=""):
+def embed_metadata(content, summary, *, name, version, tokenizer=None, class_names=None, description="",
+                   compact=True):
     """Return `content` (a `.tflite` file's bytes) with TFLite Metadata and its associated files.
 
     Args:
@@ -141,6 +143,7 @@ def embed_metadata(content, summary, *, name, version, tokenizer=None, class_nam
         tokenizer: Optional `TextTokenizer`: `vocab.txt` (one token a line) on the text input.
         class_names: Optional class names: `labels.txt` on every output.
         description: Free text.
+        compact: Re-serialize with `compact_tflite` (keeps a compacted file as small as it was).
 
     Returns:
         The new bytes (the interpreter runs them like the old ones).
@@ -172,7 +175,8 @@ def embed_metadata(content, summary, *, name, version, tokenizer=None, class_nam
     entry = schema.MetadataT()
     entry.name, entry.buffer = _NAME, len(graph.buffers) - 1
     graph.metadata.append(entry)
-    out = io.BytesIO(bytes(flatbuffer_utils.convert_object_to_bytearray(graph)))
+    serialized = bytes(flatbuffer_utils.convert_object_to_bytearray(graph))
+    out = io.BytesIO(compact_tflite(serialized) if compact else serialized)
     if files:
         out.seek(0, io.SEEK_END)
         with zipfile.ZipFile(out, "a", compression=zipfile.ZIP_STORED) as archive:

@@ -252,7 +252,7 @@ def export_tflite(
         if metadata:
             content = embed_metadata(content, inspect_tflite(os.path.join(tmp, "candidate.tflite")),
                                      name=model.name, version=f"tfmm {__version__}, {mode.name}",
-                                     tokenizer=tokenizer, class_names=class_names)
+                                     tokenizer=tokenizer, class_names=class_names, compact=config.compact)
             _check_loadable(content, os.path.join(tmp, "candidate.tflite"), model, mode.name)
         errors = ()
         if config.layer_errors and mode.name == "int8":
