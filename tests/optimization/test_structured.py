@@ -70,6 +70,17 @@ def test_channel_pruning_keeps_the_most_important_filters_and_names_what_it_leav
         prune_channels(model, {"exclude": ["nope"]})
 
 
+def test_a_concatenation_at_the_output_keeps_its_inputs_whole():
+    x = keras.Input((6,), name="x")
+    a = keras.layers.Dense(4, name="a")(keras.layers.Dense(8, name="hidden")(x))
+    b = keras.layers.Dense(4, name="b")(x)
+    model = keras.Model(x, keras.layers.Concatenate(name="joined")([a, b]))
+    smaller, plan, left_out = prune_channels(model, {"fraction": 0.5})
+    assert [p["layer"] for p in plan] == ["hidden"]  # read by `a` only: free to shrink
+    assert {e["layer"] for e in left_out} == {"a", "b"} and all("joined" in e["reason"] for e in left_out)
+    assert smaller.output_shape == model.output_shape == (None, 8)
+
+
 def test_low_rank_of_an_exactly_low_rank_kernel_is_exact_and_keeps_the_mask():
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)

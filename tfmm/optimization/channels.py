@@ -145,6 +145,23 @@ def _channel_groups(model):
     for tensor in model.outputs:
         name = tensor._keras_history.layer.name
         frozen.setdefault(find(name), f"they reach the model output through {name!r}")
+    # A Concatenate passes its inputs' channels on at offsets; if its own channels must stay
+    # (or it is joined with a producer's), so must its inputs' (through concatenations of concatenations).
+    members = {}
+    for name in layers:
+        members.setdefault(find(name), []).append(name)
+    changed = True
+    while changed:
+        changed = False
+        for name, layer in layers.items():
+            root = find(name)
+            if not _concat(layer) or not (root in frozen or any(_producer(layers[m]) for m in members[root])):
+                continue
+            frozen.setdefault(root, f"{name!r} (Concatenate) is joined with a layer's own channels")
+            for source in inputs[name]:
+                if find(source) not in frozen:
+                    frozen[find(source)] = f"they reach {name!r} (Concatenate), whose channels must stay whole"
+                    changed = True
     return {name: find(name) for name in layers}, frozen, inputs
 
 
