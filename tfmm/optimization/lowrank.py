@@ -134,9 +134,6 @@ def factorize_low_rank(model, config):
         config = LowRankConfig.from_dict(config)
     model = flatten_model(model)
     excluded = excluded_scope(model, config)
-    for pattern in config.per_layer:
-        if not any(fnmatch.fnmatchcase(layer.name, pattern) for layer in model.layers):
-            raise ConfigError(f"`per_layer` pattern {pattern!r} matches no layer of model {model.name!r}.")
     edited = model.get_config()
     entries = {entry["name"]: entry for entry in edited["layers"]}
     names = set(entries)
