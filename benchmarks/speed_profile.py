@@ -5,7 +5,8 @@ Usage: python benchmarks/speed_profile.py [--epochs 1] [--rounds 5]
 Five measurements, every latency timed in interleaved turns (`tfmm.export.compare_latency`,
 1 thread unless said; median of rounds, with the fastest / slowest round):
 1. the default model (small preset): float32 vs int8 at 1 and 2 threads, and the int8 file
-   without XNNPACK (is the delegate taking the int8 ops?); op counts incl. QUANTIZE / DEQUANTIZE;
+   without XNNPACK (is the delegate taking the int8 ops?); op counts incl. QUANTIZE / DEQUANTIZE
+   and the XNNPACK partitions;
 2. per layer: every Conv / Dense / LSTM layer exported alone (float32 and int8, calibrated on
    its real input activations) and timed: where int8 loses;
 3. the two 1-channel first layers alone, with and without XNNPACK;
@@ -45,6 +46,7 @@ def _ms(t):
 
 def default_model(model, calib, folder, rounds):
     from tfmm.export import inspect_tflite
+    from tfmm.export.xnnpack import xnnpack_partitions
 
     paths = _pair(model, calib, folder, "default")
     one = _turns({"float32": paths["float32"], "int8": paths["int8"],
@@ -54,9 +56,10 @@ def default_model(model, calib, folder, rounds):
     ops = {mode: inspect_tflite(path).op_histogram for mode, path in paths.items()}
     rows = [[name, _ms(t), f"{t.ratio:.2f}"] for name, t in one.items()]
     rows += [[f"{name}, 2 threads", _ms(t), f"{t.ratio:.2f}"] for name, t in two.items()]
-    counts = {mode: (sum(c.values()), c.get("QUANTIZE", 0), c.get("DEQUANTIZE", 0)) for mode, c in ops.items()}
+    counts = {mode: (sum(c.values()), c.get("QUANTIZE", 0), c.get("DEQUANTIZE", 0), xnnpack_partitions(paths[mode]))
+              for mode, c in ops.items()}
     table = markdown_table(["file", "p50 ms (fastest-slowest round)", "x float32"], rows)
-    table += "\n\n" + markdown_table(["file", "ops", "QUANTIZE", "DEQUANTIZE"],
+    table += "\n\n" + markdown_table(["file", "ops", "QUANTIZE", "DEQUANTIZE", "XNNPACK partitions"],
                                      [[mode, *counts[mode]] for mode in counts])
     return table, {"latency_1t": {k: v.to_dict() for k, v in one.items()},
                    "latency_2t": {k: v.to_dict() for k, v in two.items()}, "ops": ops}

@@ -67,3 +67,14 @@ def test_an_output_range_calibration_never_opened_is_widened_and_the_file_runs(t
         export_tflite(model, path, representative_data=data, num_calibration_samples=128)
     report = verify_tflite(path, {"x": data}, reference_model=model)
     assert report.agreement >= 0.9
+
+
+def test_xnnpack_partitions_counts_the_delegate_nodes(tmp_path):
+    from tfmm.export.xnnpack import xnnpack_partitions
+
+    x = keras.Input((6,), name="x")
+    model = keras.Model(x, keras.layers.Dense(3, activation="softmax")(keras.layers.Dense(8, activation="relu")(x)))
+    path = export_tflite(model, str(tmp_path / "m.tflite"), quantization="float32").path
+    assert xnnpack_partitions(path) == 1  # every op delegated, in one piece
+    with pytest.raises(ExportError, match="No TFLite file"):
+        xnnpack_partitions(str(tmp_path / "missing.tflite"))

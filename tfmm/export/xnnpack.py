@@ -18,7 +18,7 @@ import numpy as np
 
 from tfmm._quiet import native_stderr_captured
 
-__all__ = ["ops_xnnpack_rejects", "widen_degenerate_scales"]
+__all__ = ["ops_xnnpack_rejects", "widen_degenerate_scales", "xnnpack_partitions"]
 
 _REQUANTIZED = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D", "BATCH_MATMUL")
 
@@ -145,3 +145,27 @@ def widen_degenerate_scales(content):
     if not widened:
         return content, []
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model)), widened
+
+
+def xnnpack_partitions(path):
+    """How many partitions the XNNPACK delegate splits a `.tflite` file into (1 is best).
+
+    Each partition is one delegate node in the interpreter's graph; ops between them
+    run on TFLite's builtin kernels and every boundary costs a hand-over.
+
+    Args:
+        path: A `.tflite` file.
+
+    Returns:
+        The number of XNNPACK delegate nodes (0: XNNPACK took nothing).
+
+    Raises:
+        ExportError: The file cannot be read.
+
+    Example:
+        >>> tfmm.export.xnnpack.xnnpack_partitions("model_int8.tflite")  # doctest: +SKIP
+        4
+    """
+    from tfmm.export.interpreter import TFLiteRunner
+
+    return sum(op["op_name"] == "DELEGATE" for op in TFLiteRunner(path).ops())
