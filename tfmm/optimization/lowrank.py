@@ -84,19 +84,19 @@ def _kernel(layer):
     return None
 
 
-def _rank(layer, kernel, config):
+def _rank(layer, singular, config):
+    """The rank kept for `layer`, given its kernel's singular values."""
     for pattern, rank in config.per_layer.items():
         if fnmatch.fnmatchcase(layer.name, pattern):
             return rank
     if config.energy is not None:
-        squared = np.linalg.svd(kernel.astype("float64"), compute_uv=False) ** 2
+        squared = singular ** 2
         return int(np.searchsorted(np.cumsum(squared) / squared.sum(), config.energy) + 1)
-    return max(1, math.ceil(config.rank_fraction * min(kernel.shape)))
+    return max(1, math.ceil(config.rank_fraction * singular.size))
 
 
-def _factors(kernel, rank):
-    u, s, vt = np.linalg.svd(kernel.astype("float64"), full_matrices=False)
-    root = np.sqrt(s[:rank])
+def _factors(u, singular, vt, rank):
+    root = np.sqrt(singular[:rank])
     return (u[:, :rank] * root).astype("float32"), (root[:, None] * vt[:rank]).astype("float32")
 
 
@@ -143,7 +143,8 @@ def factorize_low_rank(model, config):
         if kernel is None or excluded.matches(layer):
             continue
         m, n = kernel.shape
-        rank = _rank(layer, kernel, config)
+        u, singular, vt = np.linalg.svd(kernel.astype("float64"), full_matrices=False)  # once per layer
+        rank = _rank(layer, singular, config)
         ref = _inbound_refs(entries[layer.name])
         reason = None
         if rank * (m + n) >= m * n:
@@ -155,8 +156,7 @@ def factorize_low_rank(model, config):
         if reason:
             left_out.append({"layer": layer.name, "class_name": type(layer).__name__, "reason": reason})
             continue
-        first, second = _factors(kernel, rank)
-        singular = np.linalg.svd(kernel.astype("float64"), compute_uv=False) ** 2
+        first, second = _factors(u, singular, vt, rank)
         entry, name = entries[layer.name], f"{layer.name}_lowrank"
         if isinstance(layer, _L.Embedding):
             head = copy.deepcopy(entry)
@@ -174,7 +174,7 @@ def factorize_low_rank(model, config):
         new_layers.append((layer.name, head))
         plan.append({"layer": layer.name, "shape": [int(m), int(n)], "rank": int(rank),
                      "weights_before": int(m * n), "weights_after": int(rank * (m + n)),
-                     "energy": float(singular[:rank].sum() / singular.sum())})
+                     "energy": float((singular[:rank] ** 2).sum() / (singular ** 2).sum())})
     for before, head in new_layers:  # each head goes right before the layer it feeds
         index = next(i for i, e in enumerate(edited["layers"]) if e["name"] == before)
         edited["layers"].insert(index, head)
