@@ -5,11 +5,12 @@ Usage: python benchmarks/speed_profile.py [--epochs 1] [--rounds 5]
 Five measurements, every latency timed in interleaved turns (`tfmm.export.compare_latency`,
 1 thread unless said; median of rounds, with the fastest / slowest round):
 1. the default model (small preset): float32 vs int8 at 1 and 2 threads, and the int8 file
-   without XNNPACK (is the delegate taking the int8 ops?); op counts incl. QUANTIZE / DEQUANTIZE
+   without XNNPACK (is the delegate taking the int8 ops?), and both files without the polyphase
+   lowering of the audio stem (`tfmm.export.conv_lowering`); op counts incl. QUANTIZE / DEQUANTIZE
    and the XNNPACK partitions;
 2. per layer: every Conv / Dense / LSTM layer exported alone (float32 and int8, calibrated on
    its real input activations) and timed: where int8 loses;
-3. the two 1-channel first layers alone, with and without XNNPACK;
+3. the two 1-channel first layers alone (the audio one as written and lowered), with and without XNNPACK;
 4. a width sweep of plain 3x3 convolution stacks (does int8 win anywhere on this CPU?);
 5. the presets tiny / small / base, float32 vs int8, 1 and 2 threads.
 Writes `benchmarks/results/speed_profile.{json,md}`.
@@ -26,12 +27,12 @@ from common import markdown_table, train_default, write
 _COMPUTE = ("Conv1D", "Conv2D", "DepthwiseConv2D", "Dense", "LSTM", "GRU")
 
 
-def _pair(model, calib, folder, name):
-    """Export `model` as float32 and int8; return their paths."""
+def _pair(model, calib, folder, name, polyphase=True):
+    """Export `model` as float32 and int8 (`polyphase=False`: 1-channel strided Conv1D not lowered); return paths."""
     from tfmm.export import export_tflite
 
     return {mode: export_tflite(model, os.path.join(folder, f"{name}_{mode}.tflite"), quantization=mode,
-                                representative_data=calib).path for mode in ("float32", "int8")}
+                                representative_data=calib, polyphase=polyphase).path for mode in ("float32", "int8")}
 
 
 def _turns(paths, rounds, threads=1):
@@ -49,7 +50,9 @@ def default_model(model, calib, folder, rounds):
     from tfmm.export.xnnpack import xnnpack_partitions
 
     paths = _pair(model, calib, folder, "default")
+    direct = _pair(model, calib, folder, "direct", polyphase=False)
     one = _turns({"float32": paths["float32"], "int8": paths["int8"],
+                  "int8, audio stem not lowered": direct["int8"], "float32, audio stem not lowered": direct["float32"],
                   "int8, no XNNPACK": (paths["int8"], False), "float32, no XNNPACK": (paths["float32"], False)},
                  rounds)
     two = _turns(paths, rounds, threads=2)
@@ -102,18 +105,17 @@ def first_layers(folder, rounds):
     from tfmm._keras import keras
 
     rng = np.random.default_rng(0)
-    cases = {"audio_block1_conv: Conv1D(16, 25, strides=4) on 8000x1": (
-                 (8000, 1), lambda x: keras.layers.Conv1D(16, 25, strides=4, padding="same", activation="relu")(x)),
-             "the same as polyphase: Conv1D(16, 7) on 2000x4 (samples regrouped by 4)": (
-                 (2000, 4), lambda x: keras.layers.Conv1D(16, 7, padding="same", activation="relu")(x)),
+    audio = ((8000, 1), lambda x: keras.layers.Conv1D(16, 25, strides=4, padding="same", activation="relu")(x))
+    cases = {"audio_block1_conv: Conv1D(16, 25, strides=4) on 8000x1, as written": (*audio, False),
+             "the same, lowered by export: Conv1D(16, 7) on the samples regrouped 2000x4": (*audio, True),
              "image_stem_conv: Conv2D(16, 3) on 28x28x1": (
-                 (28, 28, 1), lambda x: keras.layers.Conv2D(16, 3, padding="same", activation="relu")(x))}
+                 (28, 28, 1), lambda x: keras.layers.Conv2D(16, 3, padding="same", activation="relu")(x), True)}
     rows, figures = [], {}
-    for name, (shape, layer) in cases.items():
+    for i, (name, (shape, layer, polyphase)) in enumerate(cases.items()):
         keras.utils.set_random_seed(0)
         x = keras.Input(shape, name="x")
         paths = _pair(keras.Model(x, layer(x)), rng.normal(size=(16, *shape)).astype("float32"), folder,
-                      name.split(":")[0])
+                      f"first{i}", polyphase=polyphase)
         t = _turns({"float32": paths["float32"], "int8": paths["int8"], "int8, builtin": (paths["int8"], False),
                     "float32, builtin": (paths["float32"], False)}, rounds)
         figures[name] = {k: v.to_dict() for k, v in t.items()}

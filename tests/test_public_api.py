@@ -29,7 +29,8 @@ EXPECTED = {
         "strip_clustering",
     ],
     "tfmm.export": [
-        "ExportConfig", "ExportResult", "ExportWarning", "LatencyComparison", "LatencyReport", "MODES", "MODE_TABLE", "PREFERENCES", "PrefixMaskedLSTM", "RNN_LAYOUTS",
+        "ExportConfig", "ExportResult", "ExportWarning", "LatencyComparison", "LatencyReport", "MODES", "MODE_TABLE", "PREFERENCES", "PolyphaseConv1D", "PrefixMaskedLSTM",
+        "RNN_LAYOUTS",
         "Selection", "TFLiteRunner", "TFLiteSummary", "TensorInfo", "UnrolledBidirectional", "UnrolledLSTM",
         "VerificationReport", "benchmark_tflite", "compact_tflite", "compare_latency", "export_saved_model", "export_tflite",
         "gzip_size", "inspect_tflite", "prepare_for_export", "read_metadata", "verify_tflite",

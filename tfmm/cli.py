@@ -159,6 +159,8 @@ def _build_parser():
                         help="int8: measure each tensor's quantization error and plot it in the report")
     export.add_argument("--per-channel-dense", action="store_true",
                         help="int8 / int16x8: one weight scale per unit of dense layers (default: per layer)")
+    export.add_argument("--no-polyphase", dest="polyphase", action="store_false",
+                        help="keep a strided Conv1D on a 1-channel signal as written (default: lowered, 3x faster int8)")
     export.add_argument("--threads", type=_positive_int, default=1, help="benchmark threads")
     export.add_argument("--runs", type=_positive_int, default=100, help="benchmark runs")
     export.add_argument("--out", default="model.tflite", help="default: model.tflite")

@@ -262,7 +262,8 @@ def cmd_export(args):
         quantization=args.quantization, representative_data=splits.validation[0],
         prefer=args.prefer, max_accuracy_drop=args.max_accuracy_drop, validation_data=validation,
         rnn_layout=args.rnn_layout, tokenizer=splits.tokenizer, class_names=splits.class_names,
-        layer_errors=args.layer_errors, per_channel_dense=args.per_channel_dense, verbose=0 if args.quiet else 1,
+        layer_errors=args.layer_errors, per_channel_dense=args.per_channel_dense, polyphase=args.polyphase,
+        verbose=0 if args.quiet else 1,
     )
     result, report, latency = measured.export, measured.verification, measured.latency[args.threads]
     variant = {

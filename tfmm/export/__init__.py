@@ -13,7 +13,9 @@ from tfmm.export.inspect import TensorInfo, TFLiteSummary, gzip_size, inspect_tf
 from tfmm.export.interpreter import TFLiteRunner
 from tfmm.export.compact import compact_tflite
 from tfmm.export.options import MODE_TABLE, ExportConfig
-from tfmm.export.rnn import RNN_LAYOUTS, PrefixMaskedLSTM, UnrolledBidirectional, UnrolledLSTM, prepare_for_export
+from tfmm.export.conv_lowering import PolyphaseConv1D
+from tfmm.export.prepare import prepare_for_export
+from tfmm.export.rnn import RNN_LAYOUTS, PrefixMaskedLSTM, UnrolledBidirectional, UnrolledLSTM
 from tfmm.export.selective import Selection
 from tfmm.export.tflite import MODES, PREFERENCES, ExportResult, ExportWarning, export_saved_model, export_tflite
 from tfmm.export.verify import VerificationReport, verify_tflite
@@ -27,6 +29,7 @@ __all__ = [
     "MODES",
     "MODE_TABLE",
     "PREFERENCES",
+    "PolyphaseConv1D",
     "PrefixMaskedLSTM",
     "RNN_LAYOUTS",
     "Selection",

@@ -103,6 +103,7 @@ class ExportConfig(Config):
         compact: Drop internal tensor names.
         per_channel_dense: One weight scale per output unit of dense layers.
         layer_errors: Measure each tensor's int8 error (int8).
+        polyphase: Lower 1-channel strided Conv1D layers (`prepare_for_export`).
 
     Raises:
         ConfigError: A bad value, or a selective option without int8.
@@ -121,6 +122,7 @@ class ExportConfig(Config):
     compact: bool = True
     per_channel_dense: bool = False
     layer_errors: bool = False
+    polyphase: bool = True
 
     def validate(self):
         from tfmm.export.rnn import check_rnn_layout
@@ -130,7 +132,7 @@ class ExportConfig(Config):
         if self.rnn_layout is not None:
             check_rnn_layout(self.rnn_layout)
         self._check_positive_int("num_calibration_samples")
-        for name in ("int8_io", "compact", "per_channel_dense", "layer_errors"):
+        for name in ("int8_io", "compact", "per_channel_dense", "layer_errors", "polyphase"):
             self._check_bool(name)
         if self.selective and self.quantization != "int8":
             raise ConfigError(

@@ -23,12 +23,12 @@ on weight layout and masking; they are kept side by side on purpose.
 
 import tensorflow as tf
 
-from tfmm._args import require_model
 from tfmm._choices import RNN_LAYOUTS
-from tfmm._keras import hub_custom_objects, keras, strip_pruning, tfmot, unwrap
+from tfmm._keras import keras, unwrap
 from tfmm.errors import ConfigError
 
-__all__ = ["PrefixMaskedLSTM", "RNN_LAYOUTS", "UnrolledBidirectional", "UnrolledLSTM", "check_rnn_layout", "prepare_for_export"]
+__all__ = ["PrefixMaskedLSTM", "RNN_LAYOUTS", "UnrolledBidirectional", "UnrolledLSTM", "check_rnn_layout", "relaid_rnn",
+           "rnn_action"]
 
 _RNN_CLASSES = ("LSTM", "GRU", "SimpleRNN")
 
@@ -274,57 +274,47 @@ def check_rnn_layout(rnn_layout):
     return rnn_layout
 
 
-def prepare_for_export(model, *, rnn_layout="fused"):
-    """Return the model to convert: pruning wrappers stripped, RNNs laid out.
+def rnn_action(layer, rnn_layout):
+    """How `prepare_for_export` lays out `layer` for `rnn_layout`.
 
     Args:
-        model: A `tf_keras` model (plain, pruned or QAT).
-        rnn_layout: `"fused"`: LSTMs become one `UNIDIRECTIONAL_SEQUENCE_LSTM` op
-            (smallest file; masked LSTMs via `PrefixMaskedLSTM`), other RNNs are
-            unrolled. `"unrolled"`: every RNN is unrolled over its fixed sequence
-            length (larger file, much faster int8 on CPUs; a last-layer LSTM
-            becomes `UnrolledLSTM`, a last-layer `Bidirectional` LSTM
-            `UnrolledBidirectional`). Weights are the same.
+        layer: A layer of the model being exported (possibly QAT-wrapped).
+        rnn_layout: `"fused"` or `"unrolled"`.
 
     Returns:
-        A model computing the same function (the same object when nothing changes).
-
-    Raises:
-        ConfigError: Unknown `rnn_layout`.
+        `"fused"` (`PrefixMaskedLSTM`), `"lean"` (`UnrolledLSTM` / `UnrolledBidirectional`),
+        `"unroll"` (the same layer with `unroll=True`) or None (not an RNN, or nothing to change).
 
     Example:
-        >>> ready = tfmm.export.prepare_for_export(model, rnn_layout="unrolled")  # doctest: +SKIP
+        >>> rnn_action(model.get_layer("text_lstm1"), "unrolled")  # doctest: +SKIP
+        'lean'
     """
-    require_model(model, "model")
-    check_rnn_layout(rnn_layout)
-    model = strip_pruning(model)
+    rnn = _rnn(layer)
+    if rnn is None:
+        return None
+    if rnn_layout == "fused" and _fusable(layer):
+        return "fused"
+    if UnrolledLSTM.supports(layer) or UnrolledBidirectional.supports(layer):
+        return "lean"
+    return None if rnn.unroll else "unroll"
 
-    def rewrite(layer):
-        rnn = _rnn(layer)
-        if rnn is None:
-            return None
-        if rnn_layout == "fused" and _fusable(layer):
-            return "fused"
-        if UnrolledLSTM.supports(layer) or UnrolledBidirectional.supports(layer):
-            return "lean"
-        return None if rnn.unroll else "unroll"
 
-    plan = {l.name: rewrite(l) for l in model.layers}
-    if not any(plan.values()):
-        return model
+def relaid_rnn(layer, action):
+    """The new, unbuilt layer `rnn_action(layer, ...)` asked for (same weights, in the same order).
 
-    def clone(layer):
-        action = plan.get(layer.name)
-        if action == "unroll":
-            return _unroll(layer)
-        if action == "fused":
-            return PrefixMaskedLSTM(layer.get_config(), name=layer.name)
-        if action == "lean":
-            lean = UnrolledBidirectional if type(layer).__name__ == "Bidirectional" else UnrolledLSTM
-            return lean(layer.get_config(), name=layer.name)
-        return layer.__class__.from_config(layer.get_config())
+    Args:
+        layer: The RNN layer.
+        action: What `rnn_action` returned for it.
 
-    with tfmot().quantization.keras.quantize_scope(hub_custom_objects()):
-        rewritten = keras.models.clone_model(model, clone_function=clone)
-    rewritten.set_weights(model.get_weights())
-    return rewritten
+    Returns:
+        The replacement layer, with `layer`'s name.
+
+    Example:
+        >>> relaid_rnn(lstm, "lean")  # doctest: +SKIP
+    """
+    if action == "unroll":
+        return _unroll(layer)
+    if action == "fused":
+        return PrefixMaskedLSTM(layer.get_config(), name=layer.name)
+    lean = UnrolledBidirectional if type(layer).__name__ == "Bidirectional" else UnrolledLSTM
+    return lean(layer.get_config(), name=layer.name)

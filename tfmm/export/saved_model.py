@@ -15,7 +15,7 @@ from tfmm._args import require_model
 from tfmm._files import TMP_PREFIX
 from tfmm._keras import check_keras2
 from tfmm.errors import ExportError
-from tfmm.export.rnn import prepare_for_export
+from tfmm.export.prepare import prepare_for_export
 
 __all__ = ["export_saved_model"]
 
@@ -36,7 +36,7 @@ def _signature(model):
     return serve.get_concrete_function(specs)
 
 
-def export_saved_model(model, path, *, rnn_layout="fused"):
+def export_saved_model(model, path, *, rnn_layout="fused", polyphase=True):
     """Save `model` as a SavedModel with a batch-1 `serving_default` signature.
 
     The signature's inputs are named like the model's inputs (`image`, `text`,
@@ -46,6 +46,7 @@ def export_saved_model(model, path, *, rnn_layout="fused"):
         model: A `tf_keras` model.
         path: Destination folder (replaced atomically if it exists).
         rnn_layout: `"fused"` or `"unrolled"` (see `prepare_for_export`).
+        polyphase: Lower 1-channel strided Conv1D layers (see `prepare_for_export`).
 
     Returns:
         The folder path.
@@ -60,7 +61,7 @@ def export_saved_model(model, path, *, rnn_layout="fused"):
     require_model(model, "model")
     check_keras2(model)
     path = os.path.abspath(os.fspath(path))
-    model = prepare_for_export(model, rnn_layout=rnn_layout)
+    model = prepare_for_export(model, rnn_layout=rnn_layout, polyphase=polyphase)
     parent = os.path.dirname(path)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(dir=parent, prefix=f"{TMP_PREFIX}{os.getpid()}-savedmodel-")  # swept if killed
