@@ -5,8 +5,9 @@ import pytest
 
 import tfmm
 
-from tfmm._keras import keras
+from tfmm._keras import keras, unwrap
 from tfmm.errors import ConfigError
+from tfmm.export import export_tflite
 from tfmm.optimization import ClusteringConfig, Recipe, apply_clustering, cluster_report, optimize, strip_clustering
 
 from tests.conftest import copy_model
@@ -60,12 +61,21 @@ def test_pcqat_keeps_sparsity_and_cluster_counts(learnable):
 
 
 @pytest.mark.slow
-def test_cqat_keeps_cluster_counts(learnable):
+def test_cqat_keeps_cluster_counts_and_folds_conv1d_batch_norms(learnable, tmp_path):
     recipe = {"cluster": {"number_of_clusters": 6, "epochs": 1}, "quantize": {"epochs": 1}}
     result = optimize(copy_model(learnable["model"]), recipe, learnable["train"], verbose=0)
     counts = result.report["stages"]["quantize"]["unique_values"]
     assert counts["image_stem_conv"] <= 6 and counts["head_output"] <= 6
     assert result.report["stages"]["cluster"]["preserve_sparsity"] is False
+    # The Conv1D BatchNormalizations were folded before clustering (QAT cannot fold them after without
+    # breaking the clusters): the folded kernels keep their clusters and the int8 file fuses each
+    # conv's ReLU instead of keeping a MUL + ADD + RELU per audio block.
+    assert counts["audio_block1_conv"] <= 6 and counts["audio_block2_conv"] <= 6
+    assert not [l.name for l in map(unwrap, result.model.layers)
+                if type(l).__name__ == "BatchNormalization" and l.name.startswith("audio")]
+    summary = export_tflite(result.model, tmp_path / "cqat.tflite", representative_data=learnable["validation"][0],
+                            num_calibration_samples=32).summary
+    assert summary.is_fully_integer and "RELU" not in summary.op_histogram, summary.op_histogram
 
 
 def test_bidirectional_lstm_models_go_through_qat_and_pruning():
